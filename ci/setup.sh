@@ -1,0 +1,33 @@
+#!/bin/sh
+# Installs what kmm needs on Debian 12 (bookworm), idempotently: the base
+# kernel tarball, git/perl for `git am` and checkpatch, QEMU and busybox
+# for boots, the kernel build tools, and Debian's rustc 1.63 toolchain for
+# Rust-for-Linux. The Rust workspace itself needs Rust >= 1.85 (rustup).
+set -eu
+
+pkgs="linux-source-6.1 git perl xz-utils cpio qemu-system-x86 busybox-static \
+flex bison bc libelf-dev libssl-dev ccache make gcc \
+rustc rust-src bindgen clang-14 lld-14 llvm-14 libclang-14-dev"
+
+missing=""
+for p in $pkgs; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+		missing="$missing $p"
+	fi
+done
+if [ -n "$missing" ]; then
+	echo "ci/setup.sh: installing:$missing"
+	if [ "$(id -u)" -ne 0 ]; then
+		SUDO=sudo
+	else
+		SUDO=
+	fi
+	$SUDO apt-get update -qq
+	# shellcheck disable=SC2086
+	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+	echo "ci/setup.sh: cargo not found; install Rust >= 1.85 with rustup (https://rustup.rs)" >&2
+	exit 2
+fi

@@ -1,0 +1,565 @@
+//! Builds a kernel commit out of tree, incrementally, and accounts for the
+//! compiler warnings in KVM.
+//!
+//! One source worktree of the cache repository is checked out at each
+//! commit in turn (unchanged files keep their mtimes, so `make` rebuilds
+//! only what the commit touched) and each config has its own `O=` build
+//! directory. Everything is built with `W=1`; before each build the KVM
+//! objects are deleted so that their warnings are printed again (ccache
+//! replays them for unchanged sources), which makes the per-commit
+//! warning count exact rather than "whatever was recompiled".
+
+#![forbid(unsafe_code)]
+
+use std::collections::BTreeSet;
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Directories whose warnings count against a commit.
+pub const KVM_DIRS: [&str; 2] = ["virt/kvm/", "arch/x86/kvm/"];
+
+/// What can go wrong while building.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// A config name with no fragment in ci/configs.
+    #[error("unknown config {name:?}: no {path}; the configs are: {known}")]
+    UnknownConfig {
+        /// The name asked for.
+        name: String,
+        /// The fragment looked for.
+        path: PathBuf,
+        /// Names available.
+        known: String,
+    },
+    /// A command could not be started.
+    #[error("cannot run {tool}: {source}")]
+    Spawn {
+        /// The command.
+        tool: String,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A step failed; its output is in the log.
+    #[error("{step} failed ({status}); see {}", log.display())]
+    Failed {
+        /// The step.
+        step: String,
+        /// Exit status.
+        status: String,
+        /// Log file with the output.
+        log: PathBuf,
+    },
+    /// An option the config fragment asks for is not in the final .config.
+    #[error("config {config}: {option} was requested but is not in the final .config ({detail})")]
+    ConfigMismatch {
+        /// The config.
+        config: String,
+        /// The option.
+        option: String,
+        /// What the final .config says.
+        detail: String,
+    },
+    /// A file operation failed.
+    #[error("{path}: {what}: {source}")]
+    Io {
+        /// File involved.
+        path: PathBuf,
+        /// What kmm was doing.
+        what: &'static str,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Result alias for this crate.
+pub type Result<T> = std::result::Result<T, BuildError>;
+
+fn io(path: &Path, what: &'static str) -> impl FnOnce(std::io::Error) -> BuildError {
+    let path = path.to_path_buf();
+    move |source| BuildError::Io { path, what, source }
+}
+
+/// A named kernel config: fragments merged in order onto `tinyconfig`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigSpec {
+    /// Name (`kvm-mm`, `debug`, `rust`).
+    pub name: String,
+    /// Fragment files, in merge order.
+    pub fragments: Vec<PathBuf>,
+    /// Extra `make` arguments this config needs (the LLVM/rustc toolchain
+    /// for `rust`).
+    pub make_args: Vec<String>,
+}
+
+/// The default config every other one is merged on top of.
+pub const DEFAULT_CONFIG: &str = "kvm-mm";
+
+/// Make arguments for Rust-for-Linux with Debian's toolchain (rustc 1.63,
+/// bindgen 0.60, clang/LLVM 14).
+pub fn rust_make_args() -> Vec<String> {
+    [
+        "LLVM=-14",
+        "RUSTC=/usr/bin/rustc",
+        "HOSTRUSTC=/usr/bin/rustc",
+        "RUSTDOC=/usr/bin/rustdoc",
+        "BINDGEN=/usr/bin/bindgen",
+        "RUST_LIB_SRC=/usr/lib/rustlib/src/rust/library",
+    ]
+    .iter()
+    .map(|s| (*s).to_string())
+    .collect()
+}
+
+/// Resolves a config name to its fragments in `configs_dir` (ci/configs):
+/// `kvm-mm` alone, any other name merged after `kvm-mm`.
+pub fn config_spec(configs_dir: &Path, name: &str) -> Result<ConfigSpec> {
+    let path = configs_dir.join(format!("{name}.config"));
+    if !path.is_file() {
+        let mut known: Vec<String> = std::fs::read_dir(configs_dir)
+            .map(|rd| {
+                rd.filter_map(|e| e.ok())
+                    .filter_map(|e| {
+                        e.file_name()
+                            .to_string_lossy()
+                            .strip_suffix(".config")
+                            .map(str::to_string)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        known.sort();
+        return Err(BuildError::UnknownConfig {
+            name: name.into(),
+            path,
+            known: known.join(", "),
+        });
+    }
+    let mut fragments = Vec::new();
+    if name != DEFAULT_CONFIG {
+        fragments.push(configs_dir.join(format!("{DEFAULT_CONFIG}.config")));
+    }
+    fragments.push(path);
+    let make_args = if name == "rust" { rust_make_args() } else { Vec::new() };
+    Ok(ConfigSpec {
+        name: name.into(),
+        fragments,
+        make_args,
+    })
+}
+
+/// A compiler warning.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+pub struct Warning {
+    /// Source path relative to the kernel tree.
+    pub file: String,
+    /// Line.
+    pub line: u32,
+    /// Message (after `warning: `).
+    pub message: String,
+}
+
+/// Extracts `file:line:col: warning: msg` lines from a build log, with
+/// paths made relative to the kernel tree `src`.
+pub fn parse_warnings(log: &str, src: &Path) -> Vec<Warning> {
+    let src = format!("{}/", src.display());
+    let mut out = BTreeSet::new();
+    for l in log.lines() {
+        let Some((loc, msg)) = l.split_once(": warning: ") else {
+            continue;
+        };
+        let mut parts = loc.rsplitn(3, ':');
+        let (_col, line, file) = (parts.next(), parts.next(), parts.next());
+        let (Some(file), Some(line)) = (file, line.and_then(|l| l.parse().ok())) else {
+            continue;
+        };
+        let file = file.strip_prefix(&src).unwrap_or(file);
+        let file = file.trim_start_matches("./").trim_start_matches("../");
+        out.insert(Warning {
+            file: file.to_string(),
+            line,
+            message: msg.trim().to_string(),
+        });
+    }
+    out.into_iter().collect()
+}
+
+/// Whether a warning is in the KVM directories.
+pub fn is_kvm(w: &Warning) -> bool {
+    KVM_DIRS.iter().any(|d| w.file.starts_with(d))
+}
+
+/// Warnings of `now` whose (file, message) was not in `before`: line
+/// numbers move with unrelated edits, so they are not compared.
+pub fn new_warnings(before: &[Warning], now: &[Warning]) -> Vec<Warning> {
+    let old: BTreeSet<(&str, &str)> = before
+        .iter()
+        .map(|w| (w.file.as_str(), w.message.as_str()))
+        .collect();
+    now.iter()
+        .filter(|w| !old.contains(&(w.file.as_str(), w.message.as_str())))
+        .cloned()
+        .collect()
+}
+
+/// Where builds happen: one source worktree and one build dir per config.
+#[derive(Debug, Clone)]
+pub struct Workspace {
+    /// The cache repository the worktree belongs to.
+    pub git_dir: PathBuf,
+    /// Root directory (`<cache>/work`).
+    pub root: PathBuf,
+    /// Parallel jobs for make.
+    pub jobs: usize,
+}
+
+/// The result of one build.
+#[derive(Debug, Clone)]
+pub struct Built {
+    /// The commit built.
+    pub commit: String,
+    /// The config.
+    pub config: String,
+    /// `arch/x86/boot/bzImage`.
+    pub bzimage: PathBuf,
+    /// The `O=` directory.
+    pub build_dir: PathBuf,
+    /// Full log of configure and make.
+    pub log: PathBuf,
+    /// Wall time of configure + make.
+    pub duration: Duration,
+    /// Whether the .config changed (a config change rebuilds much more).
+    pub config_changed: bool,
+    /// W=1 warnings in KVM directories.
+    pub kvm_warnings: Vec<Warning>,
+    /// Number of W=1 warnings elsewhere (printed by this build).
+    pub other_warnings: usize,
+}
+
+impl Workspace {
+    /// The source worktree.
+    pub fn src(&self) -> PathBuf {
+        self.root.join("src")
+    }
+
+    /// The build directory of a config.
+    pub fn build_dir(&self, config: &str) -> PathBuf {
+        self.root.join(format!("build-{config}"))
+    }
+
+    fn git(&self, args: &[&str], cwd: Option<&Path>) -> Result<()> {
+        let mut c = Command::new("git");
+        match cwd {
+            Some(d) => {
+                c.current_dir(d);
+            }
+            None => {
+                c.arg("--git-dir").arg(&self.git_dir);
+            }
+        }
+        let out = c.args(args).output().map_err(|source| BuildError::Spawn {
+            tool: "git".into(),
+            source,
+        })?;
+        if !out.status.success() {
+            let log = self.root.join("git.log");
+            let _ = std::fs::write(&log, &out.stderr);
+            return Err(BuildError::Failed {
+                step: format!("git {}", args.join(" ")),
+                status: out.status.to_string(),
+                log,
+            });
+        }
+        Ok(())
+    }
+
+    /// Checks the source worktree out at `commit`, creating it if needed.
+    pub fn checkout(&self, commit: &str) -> Result<PathBuf> {
+        let src = self.src();
+        std::fs::create_dir_all(&self.root).map_err(io(&self.root, "create"))?;
+        if !src.join(".git").exists() {
+            let _ = self.git(&["worktree", "prune"], None);
+            let s = src.to_string_lossy().into_owned();
+            self.git(&["worktree", "add", "--force", "--detach", &s, commit], None)?;
+        } else {
+            self.git(&["checkout", "-q", "--force", "--detach", commit], Some(&src))?;
+        }
+        Ok(src)
+    }
+
+    /// Runs a command with its output appended to `log`.
+    fn run_logged(&self, step: &str, cmd: &mut Command, log: &Path) -> Result<()> {
+        let f = File::options()
+            .create(true)
+            .append(true)
+            .open(log)
+            .map_err(io(log, "open log"))?;
+        let f2 = f.try_clone().map_err(io(log, "open log"))?;
+        let st = cmd
+            .stdin(Stdio::null())
+            .stdout(f)
+            .stderr(f2)
+            .status()
+            .map_err(|source| BuildError::Spawn {
+                tool: step.into(),
+                source,
+            })?;
+        if !st.success() {
+            return Err(BuildError::Failed {
+                step: step.into(),
+                status: st.to_string(),
+                log: log.to_path_buf(),
+            });
+        }
+        Ok(())
+    }
+
+    fn make(&self, src: &Path, out: &Path, spec: &ConfigSpec) -> Command {
+        let mut c = Command::new("make");
+        c.current_dir(src)
+            .arg(format!("O={}", out.display()))
+            .arg(format!("-j{}", self.jobs))
+            .args(&spec.make_args);
+        if spec.make_args.iter().all(|a| !a.starts_with("LLVM=")) && which("ccache") {
+            c.arg("CC=ccache gcc");
+        }
+        c
+    }
+
+    /// Writes the merged config into a scratch dir and installs it into the
+    /// build dir only when it differs, so an unchanged config does not
+    /// trigger a rebuild. Returns whether it changed.
+    fn configure(&self, src: &Path, spec: &ConfigSpec, log: &Path) -> Result<bool> {
+        let cfg_dir = self.root.join(format!("config-{}", spec.name));
+        std::fs::create_dir_all(&cfg_dir).map_err(io(&cfg_dir, "create"))?;
+        let build = self.build_dir(&spec.name);
+        std::fs::create_dir_all(&build).map_err(io(&build, "create"))?;
+        self.run_logged(
+            "make tinyconfig",
+            self.make(src, &cfg_dir, spec).arg("tinyconfig"),
+            log,
+        )?;
+        let mut merge = Command::new("sh");
+        merge
+            .current_dir(src)
+            .arg("scripts/kconfig/merge_config.sh")
+            .arg("-m")
+            .arg("-O")
+            .arg(&cfg_dir)
+            .arg(cfg_dir.join(".config"))
+            .args(&spec.fragments);
+        self.run_logged("merge_config.sh", &mut merge, log)?;
+        self.run_logged(
+            "make olddefconfig",
+            self.make(src, &cfg_dir, spec).arg("olddefconfig"),
+            log,
+        )?;
+        let new = std::fs::read_to_string(cfg_dir.join(".config"))
+            .map_err(io(&cfg_dir, "read .config"))?;
+        verify_config(spec, &new)?;
+        let old = std::fs::read_to_string(build.join(".config")).unwrap_or_default();
+        if old == new {
+            return Ok(false);
+        }
+        std::fs::write(build.join(".config"), &new).map_err(io(&build, "write .config"))?;
+        Ok(true)
+    }
+
+    /// Builds `commit` with `spec`. The log goes to `<root>/logs/`.
+    pub fn build(&self, commit: &str, spec: &ConfigSpec) -> Result<Built> {
+        let t = Instant::now();
+        let logs = self.root.join("logs");
+        std::fs::create_dir_all(&logs).map_err(io(&logs, "create"))?;
+        let short = commit.get(..12).unwrap_or(commit);
+        let log = logs.join(format!("build-{short}-{}.log", spec.name));
+        let _ = std::fs::remove_file(&log);
+        let src = self.checkout(commit)?;
+        let config_changed = self.configure(&src, spec, &log)?;
+        let build = self.build_dir(&spec.name);
+        for d in KVM_DIRS {
+            remove_objects(&build.join(d));
+        }
+        self.run_logged(
+            "make bzImage",
+            self.make(&src, &build, spec).args(["W=1", "bzImage"]),
+            &log,
+        )?;
+        let text = std::fs::read_to_string(&log).map_err(io(&log, "read log"))?;
+        let all = parse_warnings(&text, &src);
+        let (kvm, other): (Vec<Warning>, Vec<Warning>) = all.into_iter().partition(is_kvm);
+        Ok(Built {
+            commit: commit.into(),
+            config: spec.name.clone(),
+            bzimage: build.join("arch/x86/boot/bzImage"),
+            build_dir: build,
+            log,
+            duration: t.elapsed(),
+            config_changed,
+            kvm_warnings: kvm,
+            other_warnings: other.len(),
+        })
+    }
+}
+
+impl Workspace {
+    /// Builds the KVM selftests of the checked-out commit statically into
+    /// `<build dir>/kselftest/kvm`, after `headers_install`. `extra_cflags`
+    /// carries e.g. `-include` of a compat header for the base's known
+    /// build breaks. Returns the output directory.
+    pub fn build_selftests(&self, built: &Built, extra_cflags: &str) -> Result<PathBuf> {
+        let src = self.src();
+        let spec_args: Vec<String> = if built.config == "rust" { rust_make_args() } else { Vec::new() };
+        let mut hdr = Command::new("make");
+        hdr.current_dir(&src)
+            .arg(format!("O={}", built.build_dir.display()))
+            .args(&spec_args)
+            .arg("headers_install");
+        self.run_logged("make headers_install", &mut hdr, &built.log)?;
+        let out = built.build_dir.join("kselftest/kvm");
+        std::fs::create_dir_all(&out).map_err(io(&out, "create"))?;
+        let usr = built.build_dir.join("usr");
+        let mut st = Command::new("make");
+        st.current_dir(&src)
+            .arg("-C")
+            .arg("tools/testing/selftests/kvm")
+            .arg(format!("-j{}", self.jobs))
+            .arg(format!("OUTPUT={}", out.display()))
+            .arg(format!("INSTALL_HDR_PATH={}", usr.display()))
+            .arg(format!("KHDR_INCLUDES=-isystem {}/include", usr.display()))
+            .arg(format!("EXTRA_CFLAGS=-static {extra_cflags}"));
+        self.run_logged("make -C tools/testing/selftests/kvm", &mut st, &built.log)?;
+        Ok(out)
+    }
+}
+
+/// Checks that every `CONFIG_X=y/m/value` and `# CONFIG_X is not set` of
+/// the fragments holds in the final .config (Kconfig drops options whose
+/// dependencies are missing without an error).
+pub fn verify_config(spec: &ConfigSpec, config: &str) -> Result<()> {
+    for frag in &spec.fragments {
+        let f = File::open(frag).map_err(io(frag, "read fragment"))?;
+        for l in BufReader::new(f).lines() {
+            let l = l.map_err(io(frag, "read fragment"))?;
+            let l = l.trim();
+            let (option, want_line) = if let Some(rest) = l.strip_prefix("# ") {
+                match rest.strip_suffix(" is not set") {
+                    Some(o) if o.starts_with("CONFIG_") => (o.to_string(), None),
+                    _ => continue,
+                }
+            } else if l.starts_with("CONFIG_") {
+                match l.split_once('=') {
+                    Some((o, _)) => (o.to_string(), Some(l.to_string())),
+                    None => continue,
+                }
+            } else {
+                continue;
+            };
+            let found = config.lines().find(|c| {
+                c.starts_with(&format!("{option}=")) || *c == format!("# {option} is not set")
+            });
+            let ok = match (&want_line, found) {
+                (Some(w), Some(f)) => w == f,
+                (Some(_), None) => false,
+                (None, Some(f)) => f.ends_with("is not set"),
+                (None, None) => true,
+            };
+            if !ok {
+                return Err(BuildError::ConfigMismatch {
+                    config: spec.name.clone(),
+                    option,
+                    detail: found.unwrap_or("absent").to_string(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+fn remove_objects(dir: &Path) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            remove_objects(&p);
+        } else if p.extension().is_some_and(|x| x == "o") {
+            let _ = std::fs::remove_file(&p);
+        }
+    }
+}
+
+fn which(tool: &str) -> bool {
+    std::env::var_os("PATH").is_some_and(|paths| {
+        std::env::split_paths(&paths).any(|d| d.join(tool).is_file())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_gcc_warnings() {
+        let log = "\
+  CC      arch/x86/kvm/x86.o
+/k/src/arch/x86/kvm/x86.c:120:6: warning: no previous prototype for 'foo' [-Wmissing-prototypes]
+  120 | void foo(void)
+../virt/kvm/kvm_mm.c:9:1: warning: unused variable 'x' [-Wunused-variable]
+/k/src/mm/memory.c:5:1: warning: something else [-Wextra]
+ld: warning: not a compiler warning
+";
+        let w = parse_warnings(log, Path::new("/k/src"));
+        assert_eq!(w.len(), 3);
+        let kvm: Vec<_> = w.iter().filter(|w| is_kvm(w)).collect();
+        assert_eq!(kvm.len(), 2);
+        assert_eq!(kvm[0].file, "arch/x86/kvm/x86.c");
+        assert_eq!(kvm[0].line, 120);
+        assert_eq!(kvm[1].file, "virt/kvm/kvm_mm.c");
+    }
+
+    #[test]
+    fn new_warnings_ignore_line_moves() {
+        let w = |f: &str, l, m: &str| Warning {
+            file: f.into(),
+            line: l,
+            message: m.into(),
+        };
+        let before = vec![w("virt/kvm/a.c", 10, "unused x")];
+        let now = vec![w("virt/kvm/a.c", 12, "unused x"), w("virt/kvm/a.c", 20, "unused y")];
+        assert_eq!(new_warnings(&before, &now), vec![w("virt/kvm/a.c", 20, "unused y")]);
+    }
+
+    #[test]
+    fn config_verification() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("x.config");
+        std::fs::write(&f, "CONFIG_KVM=y\n# CONFIG_VT is not set\n# comment\n").unwrap();
+        let spec = ConfigSpec {
+            name: "x".into(),
+            fragments: vec![f],
+            make_args: vec![],
+        };
+        assert!(verify_config(&spec, "CONFIG_KVM=y\n# CONFIG_VT is not set\n").is_ok());
+        assert!(verify_config(&spec, "CONFIG_KVM=y\n").is_ok());
+        let e = verify_config(&spec, "# CONFIG_KVM is not set\n").unwrap_err();
+        assert!(e.to_string().contains("CONFIG_KVM was requested"), "{e}");
+        let e = verify_config(&spec, "CONFIG_KVM=y\nCONFIG_VT=y\n").unwrap_err();
+        assert!(e.to_string().contains("CONFIG_VT"), "{e}");
+    }
+
+    #[test]
+    fn config_names() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("kvm-mm.config"), "").unwrap();
+        std::fs::write(dir.path().join("debug.config"), "").unwrap();
+        let s = config_spec(dir.path(), "debug").unwrap();
+        assert_eq!(s.fragments.len(), 2);
+        let e = config_spec(dir.path(), "nope").unwrap_err().to_string();
+        assert!(e.contains("the configs are: debug, kvm-mm"), "{e}");
+    }
+}

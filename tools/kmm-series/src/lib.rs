@@ -1,0 +1,95 @@
+//! Generates the kvm_mm patch series from `patches/series.toml`.
+//!
+//! The pipeline: [`base::provide`] imports Debian's `linux-source-6.1`
+//! tarball into a cached bare repository as one reproducible commit;
+//! [`generate::build_commits`] applies each commit's operations (add a
+//! repo file, apply a diff fragment, move C items with `kmm-csym`) on top
+//! of it with libgit2; [`generate::render`] prints the commits as
+//! `git format-patch --cover-letter --base` does; [`check`] proves the
+//! result with the real `git am` and `checkpatch.pl`.
+//!
+//! ```no_run
+//! use std::path::Path;
+//! let m = kmm_series::manifest::load(Path::new("patches/series.toml"), Path::new("."))?;
+//! let base = kmm_series::base::provide(&m.base, &kmm_series::base::default_cache_dir())?;
+//! let (commits, files) = kmm_series::generate(&m, &base)?;
+//! println!("{} commits, {} files", commits.len(), files.len());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+#![forbid(unsafe_code)]
+
+pub mod base;
+pub mod check;
+pub mod fragment;
+pub mod generate;
+pub mod mail;
+pub mod manifest;
+pub mod repo;
+
+use std::path::Path;
+
+use base::Base;
+use generate::{GenCommit, GenError, PatchFile};
+use manifest::Manifest;
+use repo::GitError;
+
+/// Builds the commits and renders the patch files, without writing them.
+pub fn generate(m: &Manifest, base: &Base) -> Result<(Vec<GenCommit>, Vec<PatchFile>), GenError> {
+    let commits = generate::build_commits(m, &base.repo, &base.commit)?;
+    let files = generate::render(m, &base.repo, &base.commit, &commits)?;
+    Ok((commits, files))
+}
+
+/// What `apply` did.
+#[derive(Debug, Clone)]
+pub struct Applied {
+    /// The branch created or moved in the target.
+    pub branch: String,
+    /// The tip commit.
+    pub tip: String,
+    /// Whether the target was created (and the branch checked out).
+    pub created: bool,
+}
+
+/// Materializes the series' branch in a kernel git worktree at `dir`.
+///
+/// A missing `dir` becomes a new repository with the branch checked out;
+/// an existing repository gets the branch (`kmm/vN`) fetched and pointed at
+/// the tip, without touching its checkout.
+pub fn apply(m: &Manifest, base: &Base, dir: &Path) -> Result<Applied, GitError> {
+    let ctx = |what: &str| {
+        let what = what.to_string();
+        move |source| GitError { what, source }
+    };
+    let created = !dir.exists();
+    let target = if created {
+        git2::Repository::init(dir).map_err(ctx("create target repository"))?
+    } else {
+        git2::Repository::open(dir).map_err(ctx("open target repository"))?
+    };
+    let src = base.repo.git_dir().to_string_lossy().into_owned();
+    let branch = m.branch();
+    let mut remote = target.remote_anonymous(&src).map_err(ctx("add cache remote"))?;
+    let refspec = format!("+{branch}:{branch}");
+    remote
+        .fetch(&[refspec.as_str()], None, None)
+        .map_err(ctx("fetch the series from the cache"))?;
+    let tip = target
+        .refname_to_id(&branch)
+        .map_err(ctx("read the fetched branch"))?;
+    if created {
+        let obj = target.find_object(tip, None).map_err(ctx("find tip"))?;
+        let mut co = git2::build::CheckoutBuilder::new();
+        co.force();
+        target
+            .checkout_tree(&obj, Some(&mut co))
+            .map_err(ctx("check out the series"))?;
+        target.set_head(&branch).map_err(ctx("set HEAD"))?;
+    }
+    Ok(Applied {
+        branch,
+        tip: tip.to_string(),
+        created,
+    })
+}

@@ -1,0 +1,349 @@
+//! `kmm`: the command line over the kvm-mm library crates.
+//!
+//! Exit codes: 0 success; 1 a check found problems (stale patches, `git am`
+//! or checkpatch failures); 2 the command could not run (bad arguments, a
+//! malformed manifest, a missing package, a tool that failed).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{bail, Context as _};
+use clap::{Parser, Subcommand};
+use kmm_series::base;
+use kmm_series::check::{self, Finding};
+
+use kmm_series::generate;
+use kmm_series::manifest::{self, Manifest};
+
+/// Exit code when a check found problems.
+const EXIT_FINDINGS: u8 = 1;
+/// Exit code when the command could not run.
+const EXIT_ERROR: u8 = 2;
+
+#[derive(Debug, Parser)]
+#[command(name = "kmm", version, about, long_about = None)]
+#[command(after_help = "Exit codes: 0 ok, 1 a check found problems, 2 the command could not run.")]
+struct Cli {
+    /// The kvm-mm repository (default: the nearest parent of the current
+    /// directory that holds patches/series.toml).
+    #[arg(long, global = true)]
+    repo: Option<PathBuf>,
+    /// The cache directory (default: $KMM_CACHE_DIR, $XDG_CACHE_HOME/kmm or
+    /// ~/.cache/kmm).
+    #[arg(long, global = true)]
+    cache: Option<PathBuf>,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Import the linux-source-6.1 tarball into the cache (once) and check it.
+    Base {
+        /// Import into a scratch directory and print the ids to pin in
+        /// series.toml instead of checking them (for moving to a new base).
+        #[arg(long)]
+        pin: bool,
+    },
+    /// Generate, check, apply or list the patch series.
+    #[command(subcommand)]
+    Series(SeriesCmd),
+    /// Build the kernel at a commit of the series, out of tree and
+    /// incrementally, counting W=1 warnings in KVM.
+    Build {
+        /// `base`, `tip` (default), a patch number (1..N) or a commit id.
+        #[arg(long, default_value = "tip")]
+        commit: String,
+        /// Config name in ci/configs (kvm-mm, debug, rust).
+        #[arg(long, default_value = kmm_build::DEFAULT_CONFIG)]
+        config: String,
+        /// Parallel make jobs (default: the number of CPUs).
+        #[arg(long)]
+        jobs: Option<usize>,
+    },
+    /// Parse a KTAP / kselftest TAP log and print the result tree.
+    ///
+    /// Exits 0 when no test failed, 1 when one did (or the log holds no
+    /// KTAP at all).
+    Parse {
+        /// The log; `-` or nothing for standard input.
+        file: Option<PathBuf>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Format {
+    /// An indented tree and a summary line.
+    Human,
+    /// Every test with its full path, status and directive.
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum SeriesCmd {
+    /// Build the commits on the base and write patches/vN/*.patch.
+    Generate,
+    /// Fail if patches/ is stale; git am it onto the base; run checkpatch.
+    Check,
+    /// Create the series' branch in a kernel git worktree.
+    Apply {
+        /// The worktree (created when missing).
+        #[arg(long)]
+        to: PathBuf,
+    },
+    /// List the series' commits with their ids.
+    Status,
+}
+
+fn find_repo(explicit: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    if let Some(r) = explicit {
+        if !r.join("patches/series.toml").is_file() {
+            bail!("{}: no patches/series.toml here; pass the kvm-mm repository with --repo", r.display());
+        }
+        return Ok(r);
+    }
+    let cwd = std::env::current_dir().context("read the current directory")?;
+    let mut dir: &Path = &cwd;
+    loop {
+        if dir.join("patches/series.toml").is_file() {
+            return Ok(dir.to_path_buf());
+        }
+        match dir.parent() {
+            Some(p) => dir = p,
+            None => bail!(
+                "{}: not inside a kvm-mm repository (no patches/series.toml above it); pass --repo",
+                cwd.display()
+            ),
+        }
+    }
+}
+
+struct Ctx {
+    manifest: Manifest,
+    cache: PathBuf,
+}
+
+fn load(cli: &Cli) -> anyhow::Result<Ctx> {
+    let root = find_repo(cli.repo.clone())?;
+    let manifest = manifest::load(&root.join("patches/series.toml"), &root)?;
+    let cache = cli.cache.clone().unwrap_or_else(base::default_cache_dir);
+    Ok(Ctx { manifest, cache })
+}
+
+fn provide(ctx: &Ctx) -> anyhow::Result<base::Base> {
+    let t = Instant::now();
+    let b = base::provide(&ctx.manifest.base, &ctx.cache)?;
+    if let Some(s) = &b.imported {
+        eprintln!(
+            "kmm: imported {} ({} files, {} MiB) into {} in {:.1}s",
+            ctx.manifest.base.title(),
+            s.files,
+            s.bytes >> 20,
+            b.repo.git_dir().display(),
+            t.elapsed().as_secs_f64()
+        );
+    }
+    Ok(b)
+}
+
+fn short(id: &str) -> &str {
+    id.get(..12).unwrap_or(id)
+}
+
+fn print_findings(findings: &[Finding]) {
+    for f in findings {
+        match &f.file {
+            Some(file) => println!("{}: {}: {}", f.check, file, f.message),
+            None => println!("{}: {}", f.check, f.message),
+        }
+    }
+}
+
+fn parse_cmd(file: Option<&Path>, format: Format) -> anyhow::Result<u8> {
+    let report = match file {
+        None => ktap::parse_reader(std::io::stdin().lock()),
+        Some(p) if p.as_os_str() == "-" => ktap::parse_reader(std::io::stdin().lock()),
+        Some(p) => {
+            let f = std::fs::File::open(p).with_context(|| format!("{}: cannot open", p.display()))?;
+            ktap::parse_reader(std::io::BufReader::new(f))
+        }
+    };
+    match format {
+        Format::Human => print!("{}", report.render_human()),
+        Format::Json => println!("{}", report.to_json()),
+    }
+    Ok(if report.failed() || report.tests.is_empty() { EXIT_FINDINGS } else { 0 })
+}
+
+/// Resolves `base`, `tip`, a patch number or a commit id to a commit of
+/// the freshly generated series.
+fn resolve_commit(
+    spec: &str,
+    b: &base::Base,
+    commits: &[generate::GenCommit],
+) -> anyhow::Result<String> {
+    if spec == "base" {
+        return Ok(b.commit.clone());
+    }
+    if spec == "tip" {
+        return Ok(commits.last().map_or_else(|| b.commit.clone(), |c| c.id.clone()));
+    }
+    if let Ok(n) = spec.parse::<usize>() {
+        return match n {
+            0 => Ok(b.commit.clone()),
+            n if n <= commits.len() => Ok(commits[n - 1].id.clone()),
+            _ => bail!("--commit {n}: the series has patches 1..={}", commits.len()),
+        };
+    }
+    b.repo
+        .resolve(spec)
+        .map_err(|e| anyhow::anyhow!("--commit {spec}: {e}; use base, tip, a patch number or a commit id"))
+}
+
+fn build_cmd(cli: &Cli, commit: &str, config: &str, jobs: Option<usize>) -> anyhow::Result<u8> {
+    let ctx = load(cli)?;
+    let b = provide(&ctx)?;
+    let (commits, _) = kmm_series::generate(&ctx.manifest, &b)?;
+    let id = resolve_commit(commit, &b, &commits)?;
+    let spec = kmm_build::config_spec(&ctx.manifest.root.join("ci/configs"), config)?;
+    let ws = workspace(&ctx, &b, jobs);
+    eprintln!(
+        "kmm: building {} with config {} in {} (log in {}/logs)",
+        short(&id),
+        config,
+        ws.build_dir(config).display(),
+        ws.root.display()
+    );
+    let built = ws.build(&id, &spec)?;
+    println!(
+        "built {} [{}] in {:.1}s{}: {} KVM warning(s) with W=1, {} elsewhere; {}",
+        short(&id),
+        config,
+        built.duration.as_secs_f64(),
+        if built.config_changed { " (new .config)" } else { "" },
+        built.kvm_warnings.len(),
+        built.other_warnings,
+        built.bzimage.display()
+    );
+    for w in &built.kvm_warnings {
+        println!("  {}:{}: {}", w.file, w.line, w.message);
+    }
+    Ok(0)
+}
+
+fn workspace(ctx: &Ctx, b: &base::Base, jobs: Option<usize>) -> kmm_build::Workspace {
+    let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    kmm_build::Workspace {
+        git_dir: b.repo.git_dir().to_path_buf(),
+        root: ctx.cache.join("work"),
+        jobs,
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<u8> {
+    match &cli.cmd {
+        Cmd::Build { commit, config, jobs } => build_cmd(&cli, commit, config, *jobs),
+        Cmd::Parse { file, format } => parse_cmd(file.as_deref(), *format),
+        Cmd::Base { pin } => {
+            let ctx = load(&cli)?;
+            if *pin {
+                let spec = &ctx.manifest.base;
+                let t = Instant::now();
+                let sha = base::sha256_file(&spec.tarball)?;
+                let tmp = tempfile::tempdir().context("create a scratch directory")?;
+                let (commit, tree, stats) =
+                    base::import_into(&spec.tarball, &tmp.path().join("pin.git"), &spec.title())?;
+                println!("# {} files, {:.1}s", stats.files, t.elapsed().as_secs_f64());
+                println!("sha256 = \"{sha}\"\ncommit = \"{commit}\"\ntree = \"{tree}\"");
+                return Ok(0);
+            }
+            let b = provide(&ctx)?;
+            println!("base {} {} (tree {}) in {}", ctx.manifest.base.title(), b.commit, b.tree, b.repo.git_dir().display());
+            Ok(0)
+        }
+        Cmd::Series(sc) => {
+            let ctx = load(&cli)?;
+            let m = &ctx.manifest;
+            let b = provide(&ctx)?;
+            match sc {
+                SeriesCmd::Generate => {
+                    let t = Instant::now();
+                    let (commits, files) = kmm_series::generate(m, &b)?;
+                    let dir = m.out_dir();
+                    generate::write_dir(&dir, &files)?;
+                    println!(
+                        "wrote {} ({} patches + cover letter) on base {}, tip {} in {:.2}s",
+                        dir.display(),
+                        commits.len(),
+                        short(&b.commit),
+                        short(&commits.last().map_or(b.commit.clone(), |c| c.id.clone())),
+                        t.elapsed().as_secs_f64()
+                    );
+                    Ok(0)
+                }
+                SeriesCmd::Check => series_check(m, &b),
+                SeriesCmd::Apply { to } => {
+                    kmm_series::generate(m, &b)?;
+                    let a = kmm_series::apply(m, &b, to)?;
+                    println!(
+                        "{} {} at {} in {}",
+                        if a.created { "created and checked out" } else { "updated branch" },
+                        a.branch.trim_start_matches("refs/heads/"),
+                        short(&a.tip),
+                        to.display()
+                    );
+                    Ok(0)
+                }
+                SeriesCmd::Status => {
+                    let (commits, files) = kmm_series::generate(m, &b)?;
+                    let dir = m.out_dir();
+                    let on_disk = generate::read_dir(&dir).unwrap_or_default();
+                    let stale = check::stale(&dir, &files, &on_disk);
+                    println!("series v{}{}: {}", m.version, if m.rfc { " (RFC)" } else { "" }, m.subject);
+                    println!("base    {} {}", short(&b.commit), m.base.title());
+                    for (i, c) in commits.iter().enumerate() {
+                        println!("{:>4}    {} {}", i + 1, short(&c.id), c.subject);
+                    }
+                    println!(
+                        "patches {}: {}",
+                        dir.display(),
+                        if stale.is_empty() { "up to date".to_string() } else { format!("stale ({} files differ)", stale.len()) }
+                    );
+                    Ok(0)
+                }
+            }
+        }
+    }
+}
+
+fn series_check(m: &Manifest, b: &base::Base) -> anyhow::Result<u8> {
+    let report = check::run(m, b)?;
+    print_findings(&report.findings);
+    let times: Vec<String> = report
+        .timings
+        .iter()
+        .map(|(step, d)| format!("{step} {:.1}s", d.as_secs_f64()))
+        .collect();
+    println!(
+        "checked {} patches: {} problem(s); {}",
+        report.patches,
+        report.findings.len(),
+        times.join(", ")
+    );
+    Ok(if report.findings.is_empty() { 0 } else { EXIT_FINDINGS })
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("kmm: error: {e:#}");
+            ExitCode::from(EXIT_ERROR)
+        }
+    }
+}
