@@ -172,11 +172,17 @@ pub fn parse_warnings(log: &str, src: &Path) -> Vec<Warning> {
         let Some((loc, msg)) = l.split_once(": warning: ") else {
             continue;
         };
-        let mut parts = loc.rsplitn(3, ':');
-        let (_col, line, file) = (parts.next(), parts.next(), parts.next());
-        let (Some(file), Some(line)) = (file, line.and_then(|l| l.parse().ok())) else {
-            continue;
+        // gcc prints `file:line:col`, kernel-doc (run by W=1) `file:line`.
+        let parts: Vec<&str> = loc.rsplitn(3, ':').collect();
+        let num = |s: &str| s.parse::<u32>().ok();
+        let (file, line) = match parts.as_slice() {
+            [col, line, file] if num(col).is_some() && num(line).is_some() => (*file, num(line)),
+            [line, ..] if num(line).is_some() => {
+                (loc.rsplit_once(':').map_or(loc, |(f, _)| f), num(line))
+            }
+            _ => continue,
         };
+        let Some(line) = line else { continue };
         let file = file.strip_prefix(&src).unwrap_or(file);
         let file = file.trim_start_matches("./").trim_start_matches("../");
         out.insert(Warning {
@@ -510,16 +516,19 @@ mod tests {
 /k/src/arch/x86/kvm/x86.c:120:6: warning: no previous prototype for 'foo' [-Wmissing-prototypes]
   120 | void foo(void)
 ../virt/kvm/kvm_mm.c:9:1: warning: unused variable 'x' [-Wunused-variable]
+/k/src/arch/x86/kvm/mmu/mmu.c:1325: warning: Function parameter or member 'kvm' not described in 'f'
 /k/src/mm/memory.c:5:1: warning: something else [-Wextra]
 ld: warning: not a compiler warning
 ";
         let w = parse_warnings(log, Path::new("/k/src"));
-        assert_eq!(w.len(), 3);
+        assert_eq!(w.len(), 4);
         let kvm: Vec<_> = w.iter().filter(|w| is_kvm(w)).collect();
-        assert_eq!(kvm.len(), 2);
-        assert_eq!(kvm[0].file, "arch/x86/kvm/x86.c");
-        assert_eq!(kvm[0].line, 120);
-        assert_eq!(kvm[1].file, "virt/kvm/kvm_mm.c");
+        assert_eq!(kvm.len(), 3);
+        assert_eq!(kvm[0].file, "arch/x86/kvm/mmu/mmu.c");
+        assert_eq!(kvm[0].line, 1325);
+        assert_eq!(kvm[1].file, "arch/x86/kvm/x86.c");
+        assert_eq!(kvm[1].line, 120);
+        assert_eq!(kvm[2].file, "virt/kvm/kvm_mm.c");
     }
 
     #[test]

@@ -62,6 +62,50 @@ enum Cmd {
         #[arg(long)]
         jobs: Option<usize>,
     },
+    /// Build, boot and test one commit in QEMU and compare the results with
+    /// the committed snapshot.
+    Test {
+        /// `base`, `tip` (default), a patch number (1..N) or a commit id.
+        #[arg(long, default_value = "tip")]
+        commit: String,
+        /// Config name in ci/configs.
+        #[arg(long, default_value = kmm_build::DEFAULT_CONFIG)]
+        config: String,
+        /// Test plan in selftests/plans (default: `tip` at the tip,
+        /// `commit` elsewhere).
+        #[arg(long)]
+        plan: Option<String>,
+        /// Write the result as the new snapshot instead of comparing.
+        #[arg(long)]
+        accept: bool,
+        /// Parallel make jobs (default: the number of CPUs).
+        #[arg(long)]
+        jobs: Option<usize>,
+    },
+    /// `kmm test` for the base and every commit of the series, as a matrix.
+    Ci {
+        /// Config name in ci/configs.
+        #[arg(long, default_value = kmm_build::DEFAULT_CONFIG)]
+        config: String,
+        /// Plan for every commit but the tip.
+        #[arg(long, default_value = "commit")]
+        commit_plan: String,
+        /// Plan for the series tip.
+        #[arg(long, default_value = "tip")]
+        tip_plan: String,
+        /// Output format of the matrix.
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+        /// Also write the matrix as JUnit XML to this file.
+        #[arg(long)]
+        junit: Option<PathBuf>,
+        /// Write the results as the new snapshots instead of comparing.
+        #[arg(long)]
+        accept: bool,
+        /// Parallel make jobs (default: the number of CPUs).
+        #[arg(long)]
+        jobs: Option<usize>,
+    },
     /// Parse a KTAP / kselftest TAP log and print the result tree.
     ///
     /// Exits 0 when no test failed, 1 when one did (or the log holds no
@@ -244,8 +288,142 @@ fn workspace(ctx: &Ctx, b: &base::Base, jobs: Option<usize>) -> kmm_build::Works
     }
 }
 
+/// The series' commits as (label, commit id), the base first.
+fn labelled(b: &base::Base, commits: &[generate::GenCommit]) -> Vec<(String, String)> {
+    let mut v = vec![("0000-base".to_string(), b.commit.clone())];
+    for (i, c) in commits.iter().enumerate() {
+        let name = generate::patch_file_name(i + 1, &c.subject);
+        v.push((name.trim_end_matches(".patch").to_string(), c.id.clone()));
+    }
+    v
+}
+
+fn progress(line: &str) {
+    eprintln!("kmm: {line}");
+}
+
+#[allow(clippy::too_many_arguments)]
+fn test_cmd(
+    cli: &Cli,
+    commit: &str,
+    config: &str,
+    plan: Option<&str>,
+    accept: bool,
+    jobs: Option<usize>,
+) -> anyhow::Result<u8> {
+    let ctx = load(cli)?;
+    let b = provide(&ctx)?;
+    let (commits, _) = kmm_series::generate(&ctx.manifest, &b)?;
+    let id = resolve_commit(commit, &b, &commits)?;
+    let all = labelled(&b, &commits);
+    let label = all
+        .iter()
+        .find(|(_, c)| *c == id)
+        .map_or_else(|| short(&id).to_string(), |(l, _)| l.clone());
+    let is_tip = all.last().is_some_and(|(_, c)| *c == id);
+    let plan_name = plan.unwrap_or(if is_tip { "tip" } else { "commit" });
+    let root = ctx.manifest.root.clone();
+    let plan = kmm_ci::load_plan(&root.join("selftests/plans"), plan_name)?;
+    let spec = kmm_build::config_spec(&root.join("ci/configs"), config)?;
+    let setup = kmm_ci::Setup {
+        ws: workspace(&ctx, &b, jobs),
+        repo_root: root,
+        accept,
+    };
+    let run = kmm_ci::test_commit(&setup, &label, &id, &spec, &plan, &mut progress)?;
+    print!("{}", run.report.render_human());
+    for sp in &run.boot.splats {
+        println!("splat: {:?} at console line {}: {}", sp.kind, sp.line, sp.first_line);
+    }
+    match &run.snapshot {
+        kmm_ci::SnapshotStatus::Matched => println!("snapshot: matches"),
+        kmm_ci::SnapshotStatus::Accepted(p) => println!("snapshot: written to {}", p.display()),
+        kmm_ci::SnapshotStatus::New(p) => println!(
+            "snapshot: none yet; review {}.new and run again with --accept",
+            p.display()
+        ),
+        kmm_ci::SnapshotStatus::Changed { path, diff } => {
+            println!("snapshot: {} differs (rerun with --accept to update):\n{diff}", path.display());
+        }
+    }
+    Ok(if run.failed() { EXIT_FINDINGS } else { 0 })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn ci_cmd(
+    cli: &Cli,
+    config: &str,
+    commit_plan: &str,
+    tip_plan: &str,
+    format: Format,
+    junit: Option<&Path>,
+    accept: bool,
+    jobs: Option<usize>,
+) -> anyhow::Result<u8> {
+    let t0 = Instant::now();
+    let ctx = load(cli)?;
+    let b = provide(&ctx)?;
+    let (commits, _) = kmm_series::generate(&ctx.manifest, &b)?;
+    let root = ctx.manifest.root.clone();
+    let plans = root.join("selftests/plans");
+    let commit_plan = kmm_ci::load_plan(&plans, commit_plan)?;
+    let tip_plan = kmm_ci::load_plan(&plans, tip_plan)?;
+    let spec = kmm_build::config_spec(&root.join("ci/configs"), config)?;
+    let setup = kmm_ci::Setup {
+        ws: workspace(&ctx, &b, jobs),
+        repo_root: root,
+        accept,
+    };
+    let all = labelled(&b, &commits);
+    let mut rows = Vec::new();
+    let mut prev_warnings: Option<Vec<kmm_build::Warning>> = None;
+    for (i, (label, id)) in all.iter().enumerate() {
+        let plan = if i + 1 == all.len() { &tip_plan } else { &commit_plan };
+        match kmm_ci::test_commit(&setup, label, id, &spec, plan, &mut progress) {
+            Ok(run) => {
+                let row = kmm_ci::Row::from_run(&run, &plan.name, prev_warnings.as_deref());
+                progress(&format!(
+                    "{label}: {}",
+                    if row.failed { format!("FAILED: {}", row.reason()) } else { "ok".into() }
+                ));
+                prev_warnings = Some(run.built.kvm_warnings.clone());
+                rows.push(row);
+            }
+            Err(e) => {
+                progress(&format!("{label}: FAILED: {e}"));
+                rows.push(kmm_ci::Row::from_error(label, id, config, &plan.name, &e));
+            }
+        }
+    }
+    match format {
+        Format::Human => {
+            print!("{}", kmm_ci::render_table(&rows));
+            println!("kmm ci: {} commits in {:.0}s", rows.len(), t0.elapsed().as_secs_f64());
+        }
+        Format::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
+    }
+    if let Some(p) = junit {
+        std::fs::write(p, kmm_ci::junit::render("kmm ci", &rows))
+            .with_context(|| format!("write {}", p.display()))?;
+    }
+    Ok(if rows.iter().any(|r| r.failed) { EXIT_FINDINGS } else { 0 })
+}
+
 fn run(cli: Cli) -> anyhow::Result<u8> {
     match &cli.cmd {
+        Cmd::Test { commit, config, plan, accept, jobs } => {
+            test_cmd(&cli, commit, config, plan.as_deref(), *accept, *jobs)
+        }
+        Cmd::Ci { config, commit_plan, tip_plan, format, junit, accept, jobs } => ci_cmd(
+            &cli,
+            config,
+            commit_plan,
+            tip_plan,
+            *format,
+            junit.as_deref(),
+            *accept,
+            *jobs,
+        ),
         Cmd::Build { commit, config, jobs } => build_cmd(&cli, commit, config, *jobs),
         Cmd::Parse { file, format } => parse_cmd(file.as_deref(), *format),
         Cmd::Base { pin } => {
@@ -339,6 +517,11 @@ fn series_check(m: &Manifest, b: &base::Base) -> anyhow::Result<u8> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // QEMU's orphaned children must be reaped by kmm, not by an init that
+    // may not reap (containers).
+    if let Err(e) = kmm_boot::qemu::become_subreaper() {
+        eprintln!("kmm: warning: cannot become a child subreaper: {e}");
+    }
     match run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {

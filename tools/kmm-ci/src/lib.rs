@@ -1,0 +1,582 @@
+//! `kmm test` and `kmm ci`: build a commit, build its KVM selftests, pack
+//! an initramfs, boot it in QEMU, parse the console as KTAP and compare
+//! the result with a committed snapshot; and do that for the base and
+//! every commit of the series.
+//!
+//! The snapshot is the redacted result tree (test paths, statuses and
+//! directives; the boot outcome; the console splats by kind), stored under
+//! `selftests/snapshots/<config>/<plan>/<label>.snap` in insta's format.
+//! Times, addresses and log text are not in it, so it changes only when a
+//! result changes.
+
+#![forbid(unsafe_code)]
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use kmm_boot::initramfs::{Initramfs, TestCommand, TestPlan, HOST_BUSYBOX, HOST_TIMEOUT};
+use kmm_boot::qemu::{BootReport, Machine, Qemu, QemuConfig};
+use kmm_build::{Built, ConfigSpec, Workspace};
+
+pub mod junit;
+
+/// What can stop a test run (as opposed to a failing result).
+#[derive(Debug, thiserror::Error)]
+pub enum CiError {
+    /// The test plan is unreadable or malformed.
+    #[error("{path}: {message}")]
+    Plan {
+        /// The plan file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// Building failed.
+    #[error(transparent)]
+    Build(#[from] kmm_build::BuildError),
+    /// Assembling the initramfs failed.
+    #[error("initramfs: {0}")]
+    Initramfs(#[from] kmm_boot::initramfs::InitramfsError),
+    /// QEMU could not be run.
+    #[error("boot: {0}")]
+    Boot(#[from] kmm_boot::qemu::BootError),
+    /// A selftest named by the plan was not built.
+    #[error("{plan}: selftest {test} was not built (no {})", path.display())]
+    MissingTest {
+        /// The plan.
+        plan: String,
+        /// The test.
+        test: String,
+        /// Where it was looked for.
+        path: PathBuf,
+    },
+    /// Reading or writing a snapshot failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// File involved.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Result alias for this crate.
+pub type Result<T> = std::result::Result<T, CiError>;
+
+/// One selftest of a plan.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlanTest {
+    /// Path of the binary under tools/testing/selftests/kvm
+    /// (`x86_64/xen_shinfo_test`).
+    pub name: String,
+    /// Timeout in seconds.
+    pub timeout: u32,
+}
+
+/// A named list of selftests (`selftests/plans/<name>.toml`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// Plan name.
+    pub name: String,
+    /// Tests in order.
+    pub tests: Vec<PlanTest>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPlan {
+    test: Vec<PlanTest>,
+}
+
+/// Reads `<dir>/<name>.toml`.
+pub fn load_plan(dir: &Path, name: &str) -> Result<Plan> {
+    let path = dir.join(format!("{name}.toml"));
+    let text = std::fs::read_to_string(&path).map_err(|e| CiError::Plan {
+        path: path.clone(),
+        message: format!("cannot read the test plan: {e}"),
+    })?;
+    let raw: RawPlan = toml::from_str(&text).map_err(|e| CiError::Plan {
+        path: path.clone(),
+        message: format!("malformed plan: {}", e.message()),
+    })?;
+    Ok(Plan {
+        name: name.into(),
+        tests: raw.test,
+    })
+}
+
+/// How a run's result compares with its committed snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SnapshotStatus {
+    /// Identical.
+    Matched,
+    /// No snapshot yet; written as `.snap.new` for review.
+    New(PathBuf),
+    /// Different; the diff is attached, the new one written as `.snap.new`.
+    Changed {
+        /// The snapshot.
+        path: PathBuf,
+        /// Unified diff from the committed to the new result.
+        diff: String,
+    },
+    /// Written on purpose (`--accept`).
+    Accepted(PathBuf),
+}
+
+impl SnapshotStatus {
+    /// Whether this status fails a run.
+    pub fn failed(&self) -> bool {
+        matches!(self, SnapshotStatus::New(_) | SnapshotStatus::Changed { .. })
+    }
+}
+
+/// Everything one `kmm test` learned.
+#[derive(Debug)]
+pub struct TestRun {
+    /// Label (`0000-base`, `0001-KVM-...`).
+    pub label: String,
+    /// Commit id.
+    pub commit: String,
+    /// The build.
+    pub built: Built,
+    /// Selftests build time.
+    pub selftests_time: Duration,
+    /// The boot.
+    pub boot: BootReport,
+    /// Time from starting QEMU to the first `KTAP version`/`TAP version`
+    /// line on the console.
+    pub first_ktap: Option<Duration>,
+    /// The parsed console.
+    pub report: ktap::Report,
+    /// The redacted snapshot text.
+    pub snapshot_text: String,
+    /// Comparison with the committed snapshot.
+    pub snapshot: SnapshotStatus,
+}
+
+impl TestRun {
+    /// Whether the boot ended cleanly (powered off, no splat).
+    pub fn boot_ok(&self) -> bool {
+        self.boot.is_clean()
+    }
+
+    /// Whether any test failed (or none ran).
+    pub fn tests_failed(&self) -> bool {
+        self.report.failed() || self.report.tests.is_empty()
+    }
+
+    /// Whether the run as a whole failed.
+    pub fn failed(&self) -> bool {
+        !self.boot_ok() || self.tests_failed() || self.snapshot.failed()
+    }
+}
+
+/// Paths and settings of a test run.
+#[derive(Debug, Clone)]
+pub struct Setup {
+    /// The build workspace.
+    pub ws: Workspace,
+    /// The kvm-mm repository root.
+    pub repo_root: PathBuf,
+    /// Write the snapshot instead of comparing.
+    pub accept: bool,
+}
+
+impl Setup {
+    fn snapshot_path(&self, config: &str, plan: &str, label: &str) -> PathBuf {
+        self.repo_root
+            .join("selftests/snapshots")
+            .join(config)
+            .join(plan)
+            .join(format!("{label}.snap"))
+    }
+}
+
+/// Force-included into the selftests of the base; see the header itself.
+pub const SELFTEST_COMPAT: &str = "selftests/compat/linux-6.1.192-build.h";
+
+/// Builds, boots and checks one commit. `progress` receives one line per
+/// step with the elapsed time and where the log is.
+pub fn test_commit(
+    setup: &Setup,
+    label: &str,
+    commit: &str,
+    spec: &ConfigSpec,
+    plan: &Plan,
+    progress: &mut dyn FnMut(&str),
+) -> Result<TestRun> {
+    let t0 = Instant::now();
+    let short = commit.get(..12).unwrap_or(commit);
+    progress(&format!("{label}: build [{}] ...", spec.name));
+    let built = setup.ws.build(commit, spec)?;
+    progress(&format!(
+        "{label}: built in {:.0}s, {} KVM warning(s); log {}",
+        built.duration.as_secs_f64(),
+        built.kvm_warnings.len(),
+        built.log.display()
+    ));
+    let t = Instant::now();
+    let compat = setup.repo_root.join(SELFTEST_COMPAT);
+    let st = setup
+        .ws
+        .build_selftests(&built, &format!("-include {}", compat.display()))?;
+    let selftests_time = t.elapsed();
+    progress(&format!("{label}: selftests built in {:.0}s", selftests_time.as_secs_f64()));
+
+    let mut initramfs = Initramfs::new();
+    initramfs.add_busybox(Path::new(HOST_BUSYBOX))?;
+    initramfs.add_coreutils_timeout(Path::new(HOST_TIMEOUT))?;
+    let mut commands = Vec::new();
+    for test in &plan.tests {
+        let host = st.join(&test.name);
+        if !host.is_file() {
+            return Err(CiError::MissingTest {
+                plan: plan.name.clone(),
+                test: test.name.clone(),
+                path: host,
+            });
+        }
+        let guest = format!("/kvm/{}", test.name);
+        initramfs.add_file(&host, &guest)?;
+        commands.push(TestCommand::new(test.name.clone(), guest, test.timeout));
+    }
+    initramfs.set_test_plan(&TestPlan::new(commands))?;
+    let logs = setup.ws.root.join("logs");
+    let image = setup.ws.root.join(format!("initramfs-{}.cpio", spec.name));
+    initramfs.write_file(&image)?;
+
+    let mut cfg = QemuConfig::new(&built.bzimage);
+    cfg.initrd = Some(image);
+    let budget: u64 = plan.tests.iter().map(|t| u64::from(t.timeout) + 15).sum();
+    cfg.boot_timeout = Duration::from_secs(180 + budget);
+    cfg.stall_timeout = Some(Duration::from_secs(
+        plan.tests.iter().map(|t| u64::from(t.timeout)).max().unwrap_or(60) + 60,
+    ));
+    let console = logs.join(format!("boot-{short}-{}-{}.log", spec.name, plan.name));
+    cfg.console_log = Some(console.clone());
+    progress(&format!("{label}: boot ... console {}", console.display()));
+    let mut parser = ktap::Parser::new();
+    let boot_start = Instant::now();
+    let mut first_ktap = None;
+    let boot = Qemu::new(cfg).boot(&mut |line: &str| {
+        if first_ktap.is_none() && line.contains("TAP version") {
+            first_ktap = Some(boot_start.elapsed());
+        }
+        parser.feed_line(line);
+    })?;
+    let report = parser.finish();
+    let secs = |d: Option<Duration>| d.map_or_else(|| "-".into(), |d| format!("{:.1}s", d.as_secs_f64()));
+    progress(&format!(
+        "{label}: {} in {:.0}s (first console line {}, first KTAP line {}), total {:.0}s",
+        boot.outcome,
+        boot.elapsed.as_secs_f64(),
+        secs(boot.first_line),
+        secs(first_ktap),
+        t0.elapsed().as_secs_f64()
+    ));
+
+    let snapshot_text = snapshot_text(&boot, &report);
+    let path = setup.snapshot_path(&spec.name, &plan.name, label);
+    let snapshot = compare_snapshot(&path, &snapshot_text, setup.accept)?;
+    Ok(TestRun {
+        label: label.into(),
+        commit: commit.into(),
+        built,
+        selftests_time,
+        boot,
+        first_ktap,
+        report,
+        snapshot_text,
+        snapshot,
+    })
+}
+
+/// The redacted, stable view of a run that snapshots hold.
+pub fn snapshot_text(boot: &BootReport, report: &ktap::Report) -> String {
+    let mut s = String::new();
+    let outcome = match &boot.outcome {
+        kmm_boot::qemu::Outcome::Timeout { .. } => "timeout".to_string(),
+        kmm_boot::qemu::Outcome::Stalled { .. } => "stalled".to_string(),
+        o => o.to_string(),
+    };
+    let _ = writeln!(s, "boot: {outcome}");
+    let mut kinds: Vec<String> = boot.splats.iter().map(|sp| format!("{:?}", sp.kind)).collect();
+    kinds.sort();
+    let _ = writeln!(
+        s,
+        "splats: {}",
+        if kinds.is_empty() { "none".to_string() } else { kinds.join(", ") }
+    );
+    for t in report.iter() {
+        let _ = write!(s, "{}{}: {}", "  ".repeat(t.depth), t.path, t.node.status.as_str());
+        if let Some(d) = &t.node.directive {
+            let _ = write!(s, " # {d}");
+        }
+        s.push('\n');
+    }
+    let c = &report.counts;
+    let _ = writeln!(s, "{} passed, {} failed, {} skipped", c.pass, c.failed(), c.skip);
+    s
+}
+
+const SNAP_HEADER: &str = "---\nsource: kmm test\nexpression: redacted KTAP result tree\n---\n";
+
+/// Compares `text` with the snapshot at `path` (insta's `.snap` format),
+/// writing `<path>.new` on a difference, or `path` itself when `accept`.
+pub fn compare_snapshot(path: &Path, text: &str, accept: bool) -> Result<SnapshotStatus> {
+    let io = |p: &Path| {
+        let path = p.to_path_buf();
+        move |source| CiError::Io { path, source }
+    };
+    let full = format!("{SNAP_HEADER}{text}");
+    let new_path = path.with_extension("snap.new");
+    if accept {
+        if let Some(d) = path.parent() {
+            std::fs::create_dir_all(d).map_err(io(d))?;
+        }
+        write_atomic(path, &full).map_err(io(path))?;
+        let _ = std::fs::remove_file(&new_path);
+        return Ok(SnapshotStatus::Accepted(path.to_path_buf()));
+    }
+    let old = match std::fs::read_to_string(path) {
+        Ok(o) => o,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if let Some(d) = path.parent() {
+                std::fs::create_dir_all(d).map_err(io(d))?;
+            }
+            write_atomic(&new_path, &full).map_err(io(&new_path))?;
+            return Ok(SnapshotStatus::New(path.to_path_buf()));
+        }
+        Err(e) => return Err(CiError::Io { path: path.to_path_buf(), source: e }),
+    };
+    let old_body = old.split_once("\n---\n").map_or(old.as_str(), |(_, b)| b);
+    if old_body == text {
+        let _ = std::fs::remove_file(&new_path);
+        return Ok(SnapshotStatus::Matched);
+    }
+    write_atomic(&new_path, &full).map_err(io(&new_path))?;
+    let diff = similar::TextDiff::from_lines(old_body, text)
+        .unified_diff()
+        .header("snapshot", "this run")
+        .to_string();
+    Ok(SnapshotStatus::Changed {
+        path: path.to_path_buf(),
+        diff,
+    })
+}
+
+fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    std::io::Write::write_all(&mut tmp, text.as_bytes())?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
+/// One row of the `kmm ci` matrix.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Row {
+    /// Label.
+    pub label: String,
+    /// Commit id.
+    pub commit: String,
+    /// Config.
+    pub config: String,
+    /// Plan.
+    pub plan: String,
+    /// `ok`, or why the build failed.
+    pub build: String,
+    /// KVM warnings (W=1).
+    pub kvm_warnings: usize,
+    /// KVM warnings this commit added over the previous one.
+    pub new_kvm_warnings: Vec<String>,
+    /// Boot outcome.
+    pub boot: String,
+    /// `passed/total` of KUnit and selftests.
+    pub tests: String,
+    /// Tests that did not pass or skip.
+    pub failures: Vec<String>,
+    /// Splat kinds seen.
+    pub splats: Vec<String>,
+    /// Snapshot status.
+    pub snapshot: String,
+    /// Snapshot diff, if changed.
+    pub snapshot_diff: Option<String>,
+    /// Seconds for build, selftests and boot.
+    pub seconds: f64,
+    /// Seconds from starting QEMU to the first KTAP line.
+    pub first_ktap_secs: Option<f64>,
+    /// Whether the row fails.
+    pub failed: bool,
+}
+
+impl Row {
+    /// A row for a run, with the warnings it added over `prev`.
+    pub fn from_run(run: &TestRun, plan: &str, prev: Option<&[kmm_build::Warning]>) -> Row {
+        let new: Vec<String> = prev
+            .map(|p| kmm_build::new_warnings(p, &run.built.kvm_warnings))
+            .unwrap_or_default()
+            .iter()
+            .map(|w| format!("{}:{}: {}", w.file, w.line, w.message))
+            .collect();
+        let failures: Vec<String> = run
+            .report
+            .iter()
+            .filter(|t| t.node.status.is_failure() && t.node.subtests.is_empty())
+            .map(|t| format!("{} ({})", t.path, t.node.status.as_str()))
+            .collect();
+        let c = &run.report.counts;
+        let (snapshot, snapshot_diff) = match &run.snapshot {
+            SnapshotStatus::Matched => ("match".to_string(), None),
+            SnapshotStatus::Accepted(_) => ("accepted".to_string(), None),
+            SnapshotStatus::New(p) => (format!("new ({}.new)", p.display()), None),
+            SnapshotStatus::Changed { diff, .. } => ("CHANGED".to_string(), Some(diff.clone())),
+        };
+        let failed = run.failed() || !new.is_empty();
+        Row {
+            label: run.label.clone(),
+            commit: run.commit.clone(),
+            config: run.built.config.clone(),
+            plan: plan.into(),
+            build: "ok".into(),
+            kvm_warnings: run.built.kvm_warnings.len(),
+            new_kvm_warnings: new,
+            boot: run.boot.outcome.to_string(),
+            tests: format!("{}/{}", c.pass + c.skip + c.xfail + c.todo, c.total()),
+            failures,
+            splats: run.boot.splats.iter().map(|s| format!("{:?}", s.kind)).collect(),
+            snapshot,
+            snapshot_diff,
+            seconds: (run.built.duration + run.selftests_time + run.boot.elapsed).as_secs_f64(),
+            first_ktap_secs: run.first_ktap.map(|d| d.as_secs_f64()),
+            failed,
+        }
+    }
+
+    /// A row for a commit whose build or boot could not run.
+    pub fn from_error(label: &str, commit: &str, config: &str, plan: &str, err: &CiError) -> Row {
+        Row {
+            label: label.into(),
+            commit: commit.into(),
+            config: config.into(),
+            plan: plan.into(),
+            build: err.to_string(),
+            kvm_warnings: 0,
+            new_kvm_warnings: vec![],
+            boot: "-".into(),
+            tests: "-".into(),
+            failures: vec![],
+            splats: vec![],
+            snapshot: "-".into(),
+            snapshot_diff: None,
+            seconds: 0.0,
+            first_ktap_secs: None,
+            failed: true,
+        }
+    }
+
+    /// The first reason this row failed, for the human table.
+    pub fn reason(&self) -> String {
+        if self.build != "ok" {
+            return format!("build: {}", self.build);
+        }
+        if !self.new_kvm_warnings.is_empty() {
+            return format!("adds KVM warning: {}", self.new_kvm_warnings[0]);
+        }
+        if !self.splats.is_empty() {
+            return format!("console splat: {}", self.splats.join(", "));
+        }
+        if !self.failures.is_empty() {
+            return format!("failed: {}", self.failures.join(", "));
+        }
+        if self.snapshot_diff.is_some() || self.snapshot.starts_with("new") {
+            return format!("snapshot {}", self.snapshot);
+        }
+        if self.boot != "powered off" {
+            return format!("boot: {}", self.boot);
+        }
+        String::new()
+    }
+}
+
+/// Renders the matrix as a table.
+pub fn render_table(rows: &[Row]) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "{:<44} {:<7} {:<6} {:<5} {:<12} {:<7} {:<7} {:<9} {:>6}",
+        "commit", "config", "build", "warn", "boot", "tests", "splats", "snapshot", "secs"
+    );
+    for r in rows {
+        let mut label = r.label.clone();
+        label.truncate(44);
+        let _ = writeln!(
+            s,
+            "{:<44} {:<7} {:<6} {:<5} {:<12} {:<7} {:<7} {:<9} {:>6.0}",
+            label,
+            r.config,
+            if r.build == "ok" { "ok" } else { "FAIL" },
+            r.kvm_warnings,
+            r.boot,
+            r.tests,
+            r.splats.len(),
+            r.snapshot.split(' ').next().unwrap_or(""),
+            r.seconds
+        );
+        if r.failed {
+            let _ = writeln!(s, "    FAILED: {}", r.reason());
+        }
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snapshot_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a/b.snap");
+        assert_eq!(
+            compare_snapshot(&p, "x: pass\n", false).unwrap(),
+            SnapshotStatus::New(p.clone())
+        );
+        assert!(p.with_extension("snap.new").exists());
+        assert_eq!(
+            compare_snapshot(&p, "x: pass\n", true).unwrap(),
+            SnapshotStatus::Accepted(p.clone())
+        );
+        assert!(!p.with_extension("snap.new").exists());
+        assert_eq!(compare_snapshot(&p, "x: pass\n", false).unwrap(), SnapshotStatus::Matched);
+        match compare_snapshot(&p, "x: fail\n", false).unwrap() {
+            SnapshotStatus::Changed { diff, .. } => {
+                assert!(diff.contains("-x: pass\n+x: fail"), "{diff}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn plans_parse() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("p.toml"), "[[test]]\nname = \"a\"\ntimeout = 5\n").unwrap();
+        let p = load_plan(dir.path(), "p").unwrap();
+        assert_eq!(p.tests.len(), 1);
+        std::fs::write(dir.path().join("q.toml"), "[[test]]\nname = \"a\"\n").unwrap();
+        let e = load_plan(dir.path(), "q").unwrap_err().to_string();
+        assert!(e.contains("q.toml: malformed plan"), "{e}");
+    }
+
+    #[test]
+    fn repo_plans_parse() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../selftests/plans");
+        for name in ["commit", "tip"] {
+            let p = load_plan(&dir, name).unwrap();
+            assert!(!p.tests.is_empty());
+        }
+    }
+}

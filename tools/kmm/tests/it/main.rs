@@ -1,0 +1,173 @@
+//! The kmm binary: exit codes, one-line errors, nothing half-written.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn kmm(args: &[&str], repo: &Path, cache: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_kmm"))
+        .args(args)
+        .arg("--repo")
+        .arg(repo)
+        .arg("--cache")
+        .arg(cache)
+        .output()
+        .unwrap()
+}
+
+/// A kvm-mm-like repository on a tiny tarball base; returns (dir, repo).
+fn mini_repo() -> (tempfile::TempDir, PathBuf) {
+    let d = tempfile::tempdir().unwrap();
+    let src = d.path().join("linux-source-6.1");
+    std::fs::create_dir_all(src.join("virt/kvm")).unwrap();
+    std::fs::write(src.join("virt/kvm/kvm_main.c"), "int a;\n\nstatic int f(void)\n{\n\treturn 0;\n}\n").unwrap();
+    std::fs::write(src.join("virt/kvm/kvm_mm.h"), "#ifndef A\n#define A\n\n#endif /* A */\n").unwrap();
+    let tarball = d.path().join("src.tar.xz");
+    assert!(Command::new("tar")
+        .current_dir(d.path())
+        .arg("-cJf")
+        .arg(&tarball)
+        .arg("linux-source-6.1")
+        .status()
+        .unwrap()
+        .success());
+    let repo = d.path().join("repo");
+    std::fs::create_dir_all(repo.join("patches/fragments")).unwrap();
+    std::fs::write(
+        repo.join("patches/fragments/a.diff"),
+        "--- a/virt/kvm/kvm_main.c\n+++ b/virt/kvm/kvm_main.c\n@@ -1 +1,2 @@\n int a;\n+int b;\n",
+    )
+    .unwrap();
+    let manifest = format!(
+        r#"[series]
+version = 1
+subject = "KVM: A small series"
+author = "A U Thor <a@example.org>"
+date = "2026-11-25T09:00:00+00:00"
+body = "Body."
+
+[base]
+package = "linux-source-6.1"
+version = "test"
+tarball = "{}"
+sha256 = "SHA"
+commit = "COMMIT"
+tree = "TREE"
+
+[[commit]]
+subject = "KVM: Add b"
+body = "Because."
+
+[[commit.op]]
+kind = "patch"
+fragment = "patches/fragments/a.diff"
+"#,
+        tarball.display()
+    );
+    std::fs::write(repo.join("patches/series.toml"), &manifest).unwrap();
+    // Pin the base with `kmm base --pin`, as a developer would.
+    let out = kmm(&["base", "--pin"], &repo, &d.path().join("cache"));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let pins = String::from_utf8(out.stdout).unwrap();
+    let get = |k: &str| {
+        pins.lines()
+            .find_map(|l| l.strip_prefix(&format!("{k} = \"")))
+            .unwrap()
+            .trim_end_matches('"')
+            .to_string()
+    };
+    let manifest = manifest
+        .replace("SHA", &get("sha256"))
+        .replace("COMMIT", &get("commit"))
+        .replace("TREE", &get("tree"));
+    std::fs::write(repo.join("patches/series.toml"), manifest).unwrap();
+    (d, repo)
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn generate_writes_the_series_and_is_reproducible() {
+    let (d, repo) = mini_repo();
+    let cache = d.path().join("cache");
+    let out = kmm(&["series", "generate"], &repo, &cache);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let a = std::fs::read_to_string(repo.join("patches/v1/0001-KVM-Add-b.patch")).unwrap();
+    assert!(a.contains("Subject: [PATCH v1 1/1] KVM: Add b"));
+    let out = kmm(&["series", "generate"], &repo, &cache);
+    assert_eq!(out.status.code(), Some(0));
+    let b = std::fs::read_to_string(repo.join("patches/v1/0001-KVM-Add-b.patch")).unwrap();
+    assert_eq!(a, b);
+    let out = kmm(&["series", "status"], &repo, &cache);
+    let s = String::from_utf8_lossy(&out.stdout);
+    assert!(s.contains("KVM: Add b") && s.contains("up to date"), "{s}");
+}
+
+#[test]
+fn bad_input_exits_2_with_one_line_and_writes_nothing() {
+    let (d, repo) = mini_repo();
+    let cache = d.path().join("cache");
+    assert_eq!(kmm(&["series", "generate"], &repo, &cache).status.code(), Some(0));
+    let before = std::fs::read_to_string(repo.join("patches/v1/0001-KVM-Add-b.patch")).unwrap();
+    // A fragment that no longer applies.
+    std::fs::write(
+        repo.join("patches/fragments/a.diff"),
+        "--- a/virt/kvm/kvm_main.c\n+++ b/virt/kvm/kvm_main.c\n@@ -1 +1,2 @@\n int z;\n+int b;\n",
+    )
+    .unwrap();
+    let out = kmm(&["series", "generate"], &repo, &cache);
+    assert_eq!(out.status.code(), Some(2));
+    let e = stderr(&out);
+    assert_eq!(e.lines().count(), 1, "{e}");
+    assert!(e.starts_with("kmm: error: ") && e.contains("a.diff:3: hunk does not apply"), "{e}");
+    let after = std::fs::read_to_string(repo.join("patches/v1/0001-KVM-Add-b.patch")).unwrap();
+    assert_eq!(before, after);
+    let entries: Vec<_> = std::fs::read_dir(repo.join("patches")).unwrap().collect();
+    assert_eq!(entries.len(), 3, "no temporary directory may be left behind");
+}
+
+#[test]
+fn wrong_tarball_hash_exits_2() {
+    let (d, repo) = mini_repo();
+    let p = repo.join("patches/series.toml");
+    let s = std::fs::read_to_string(&p).unwrap();
+    let line = s.lines().find(|l| l.starts_with("sha256 = ")).unwrap().to_string();
+    std::fs::write(&p, s.replace(&line, "sha256 = \"0000\"")).unwrap();
+    let out = kmm(&["base"], &repo, &d.path().join("cache"));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("sha256 is"), "{}", stderr(&out));
+    assert!(!d.path().join("cache").join("linux-source-6.1-test.git").exists());
+}
+
+#[test]
+fn missing_manifest_and_usage_errors_exit_2() {
+    let d = tempfile::tempdir().unwrap();
+    let out = kmm(&["series", "generate"], d.path(), d.path());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("no patches/series.toml"));
+    let out = Command::new(env!("CARGO_BIN_EXE_kmm")).arg("frobnicate").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn parse_exit_codes() {
+    let d = tempfile::tempdir().unwrap();
+    let ok = d.path().join("ok.log");
+    std::fs::write(&ok, "KTAP version 1\n1..1\nok 1 a\n").unwrap();
+    let bad = d.path().join("bad.log");
+    std::fs::write(&bad, "KTAP version 1\n1..2\nok 1 a\nnot ok 2 b\n").unwrap();
+    let run = |p: &Path| Command::new(env!("CARGO_BIN_EXE_kmm")).arg("parse").arg(p).output().unwrap();
+    assert_eq!(run(&ok).status.code(), Some(0));
+    let out = run(&bad);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("1 passed, 1 failed"));
+    let out = Command::new(env!("CARGO_BIN_EXE_kmm"))
+        .args(["parse", "--format", "json"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["tests"][1]["path"], "b");
+    assert_eq!(v["tests"][1]["status"], "fail");
+}
