@@ -144,7 +144,11 @@ pub fn config_spec(configs_dir: &Path, name: &str) -> Result<ConfigSpec> {
         fragments.push(configs_dir.join(format!("{DEFAULT_CONFIG}.config")));
     }
     fragments.push(path);
-    let make_args = if name == "rust" { rust_make_args() } else { Vec::new() };
+    let make_args = if name == "rust" {
+        rust_make_args()
+    } else {
+        Vec::new()
+    };
     Ok(ConfigSpec {
         name: name.into(),
         fragments,
@@ -290,9 +294,15 @@ impl Workspace {
         if !src.join(".git").exists() {
             let _ = self.git(&["worktree", "prune"], None);
             let s = src.to_string_lossy().into_owned();
-            self.git(&["worktree", "add", "--force", "--detach", &s, commit], None)?;
+            self.git(
+                &["worktree", "add", "--force", "--detach", &s, commit],
+                None,
+            )?;
         } else {
-            self.git(&["checkout", "-q", "--force", "--detach", commit], Some(&src))?;
+            self.git(
+                &["checkout", "-q", "--force", "--detach", commit],
+                Some(&src),
+            )?;
         }
         Ok(src)
     }
@@ -418,7 +428,11 @@ impl Workspace {
     /// build breaks. Returns the output directory.
     pub fn build_selftests(&self, built: &Built, extra_cflags: &str) -> Result<PathBuf> {
         let src = self.src();
-        let spec_args: Vec<String> = if built.config == "rust" { rust_make_args() } else { Vec::new() };
+        let spec_args: Vec<String> = if built.config == "rust" {
+            rust_make_args()
+        } else {
+            Vec::new()
+        };
         let mut hdr = Command::new("make");
         hdr.current_dir(&src)
             .arg(format!("O={}", built.build_dir.display()))
@@ -500,9 +514,8 @@ fn remove_objects(dir: &Path) {
 }
 
 fn which(tool: &str) -> bool {
-    std::env::var_os("PATH").is_some_and(|paths| {
-        std::env::split_paths(&paths).any(|d| d.join(tool).is_file())
-    })
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|d| d.join(tool).is_file()))
 }
 
 #[cfg(test)]
@@ -539,8 +552,14 @@ ld: warning: not a compiler warning
             message: m.into(),
         };
         let before = vec![w("virt/kvm/a.c", 10, "unused x")];
-        let now = vec![w("virt/kvm/a.c", 12, "unused x"), w("virt/kvm/a.c", 20, "unused y")];
-        assert_eq!(new_warnings(&before, &now), vec![w("virt/kvm/a.c", 20, "unused y")]);
+        let now = vec![
+            w("virt/kvm/a.c", 12, "unused x"),
+            w("virt/kvm/a.c", 20, "unused y"),
+        ];
+        assert_eq!(
+            new_warnings(&before, &now),
+            vec![w("virt/kvm/a.c", 20, "unused y")]
+        );
     }
 
     #[test]

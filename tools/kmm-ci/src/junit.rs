@@ -89,7 +89,11 @@ mod tests {
             new_kvm_warnings: vec![],
             boot: "powered off".into(),
             tests: "3/4".into(),
-            failures: if failed { vec!["kvm/x (fail)".into()] } else { vec![] },
+            failures: if failed {
+                vec!["kvm/x (fail)".into()]
+            } else {
+                vec![]
+            },
             splats: vec![],
             snapshot: "match".into(),
             snapshot_diff: None,

@@ -129,7 +129,10 @@ pub enum SnapshotStatus {
 impl SnapshotStatus {
     /// Whether this status fails a run.
     pub fn failed(&self) -> bool {
-        matches!(self, SnapshotStatus::New(_) | SnapshotStatus::Changed { .. })
+        matches!(
+            self,
+            SnapshotStatus::New(_) | SnapshotStatus::Changed { .. }
+        )
     }
 }
 
@@ -224,7 +227,10 @@ pub fn test_commit(
         .ws
         .build_selftests(&built, &format!("-include {}", compat.display()))?;
     let selftests_time = t.elapsed();
-    progress(&format!("{label}: selftests built in {:.0}s", selftests_time.as_secs_f64()));
+    progress(&format!(
+        "{label}: selftests built in {:.0}s",
+        selftests_time.as_secs_f64()
+    ));
 
     let mut initramfs = Initramfs::new();
     initramfs.add_busybox(Path::new(HOST_BUSYBOX))?;
@@ -253,7 +259,12 @@ pub fn test_commit(
     let budget: u64 = plan.tests.iter().map(|t| u64::from(t.timeout) + 15).sum();
     cfg.boot_timeout = Duration::from_secs(180 + budget);
     cfg.stall_timeout = Some(Duration::from_secs(
-        plan.tests.iter().map(|t| u64::from(t.timeout)).max().unwrap_or(60) + 60,
+        plan.tests
+            .iter()
+            .map(|t| u64::from(t.timeout))
+            .max()
+            .unwrap_or(60)
+            + 60,
     ));
     let console = logs.join(format!("boot-{short}-{}-{}.log", spec.name, plan.name));
     cfg.console_log = Some(console.clone());
@@ -268,7 +279,8 @@ pub fn test_commit(
         parser.feed_line(line);
     })?;
     let report = parser.finish();
-    let secs = |d: Option<Duration>| d.map_or_else(|| "-".into(), |d| format!("{:.1}s", d.as_secs_f64()));
+    let secs =
+        |d: Option<Duration>| d.map_or_else(|| "-".into(), |d| format!("{:.1}s", d.as_secs_f64()));
     progress(&format!(
         "{label}: {} in {:.0}s (first console line {}, first KTAP line {}), total {:.0}s",
         boot.outcome,
@@ -303,22 +315,42 @@ pub fn snapshot_text(boot: &BootReport, report: &ktap::Report) -> String {
         o => o.to_string(),
     };
     let _ = writeln!(s, "boot: {outcome}");
-    let mut kinds: Vec<String> = boot.splats.iter().map(|sp| format!("{:?}", sp.kind)).collect();
+    let mut kinds: Vec<String> = boot
+        .splats
+        .iter()
+        .map(|sp| format!("{:?}", sp.kind))
+        .collect();
     kinds.sort();
     let _ = writeln!(
         s,
         "splats: {}",
-        if kinds.is_empty() { "none".to_string() } else { kinds.join(", ") }
+        if kinds.is_empty() {
+            "none".to_string()
+        } else {
+            kinds.join(", ")
+        }
     );
     for t in report.iter() {
-        let _ = write!(s, "{}{}: {}", "  ".repeat(t.depth), t.path, t.node.status.as_str());
+        let _ = write!(
+            s,
+            "{}{}: {}",
+            "  ".repeat(t.depth),
+            t.path,
+            t.node.status.as_str()
+        );
         if let Some(d) = &t.node.directive {
             let _ = write!(s, " # {d}");
         }
         s.push('\n');
     }
     let c = &report.counts;
-    let _ = writeln!(s, "{} passed, {} failed, {} skipped", c.pass, c.failed(), c.skip);
+    let _ = writeln!(
+        s,
+        "{} passed, {} failed, {} skipped",
+        c.pass,
+        c.failed(),
+        c.skip
+    );
     s
 }
 
@@ -350,7 +382,12 @@ pub fn compare_snapshot(path: &Path, text: &str, accept: bool) -> Result<Snapsho
             write_atomic(&new_path, &full).map_err(io(&new_path))?;
             return Ok(SnapshotStatus::New(path.to_path_buf()));
         }
-        Err(e) => return Err(CiError::Io { path: path.to_path_buf(), source: e }),
+        Err(e) => {
+            return Err(CiError::Io {
+                path: path.to_path_buf(),
+                source: e,
+            })
+        }
     };
     let old_body = old.split_once("\n---\n").map_or(old.as_str(), |(_, b)| b);
     if old_body == text {
@@ -447,7 +484,12 @@ impl Row {
             boot: run.boot.outcome.to_string(),
             tests: format!("{}/{}", c.pass + c.skip + c.xfail + c.todo, c.total()),
             failures,
-            splats: run.boot.splats.iter().map(|s| format!("{:?}", s.kind)).collect(),
+            splats: run
+                .boot
+                .splats
+                .iter()
+                .map(|s| format!("{:?}", s.kind))
+                .collect(),
             snapshot,
             snapshot_diff,
             seconds: (run.built.duration + run.selftests_time + run.boot.elapsed).as_secs_f64(),
@@ -551,7 +593,10 @@ mod tests {
             SnapshotStatus::Accepted(p.clone())
         );
         assert!(!p.with_extension("snap.new").exists());
-        assert_eq!(compare_snapshot(&p, "x: pass\n", false).unwrap(), SnapshotStatus::Matched);
+        assert_eq!(
+            compare_snapshot(&p, "x: pass\n", false).unwrap(),
+            SnapshotStatus::Matched
+        );
         match compare_snapshot(&p, "x: fail\n", false).unwrap() {
             SnapshotStatus::Changed { diff, .. } => {
                 assert!(diff.contains("-x: pass\n+x: fail"), "{diff}");
@@ -563,7 +608,11 @@ mod tests {
     #[test]
     fn plans_parse() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("p.toml"), "[[test]]\nname = \"a\"\ntimeout = 5\n").unwrap();
+        std::fs::write(
+            dir.path().join("p.toml"),
+            "[[test]]\nname = \"a\"\ntimeout = 5\n",
+        )
+        .unwrap();
         let p = load_plan(dir.path(), "p").unwrap();
         assert_eq!(p.tests.len(), 1);
         std::fs::write(dir.path().join("q.toml"), "[[test]]\nname = \"a\"\n").unwrap();

@@ -242,7 +242,10 @@ pub fn provide(spec: &BaseSpec, cache_dir: &Path) -> Result<Base> {
     if commit != spec.commit {
         return Err(BaseError::CorruptCache {
             cache: path,
-            detail: format!("import made commit {commit}, series.toml pins {}", spec.commit),
+            detail: format!(
+                "import made commit {commit}, series.toml pins {}",
+                spec.commit
+            ),
         });
     }
     let tmp_path = tmp.keep();
@@ -265,9 +268,14 @@ fn open_cached(spec: &BaseSpec, path: &Path) -> Result<Base> {
     if !repo.has(&spec.commit) {
         return Err(corrupt(format!("commit {} is missing", spec.commit)));
     }
-    let tree = repo.tree_of(&spec.commit).map_err(|e| corrupt(e.to_string()))?;
+    let tree = repo
+        .tree_of(&spec.commit)
+        .map_err(|e| corrupt(e.to_string()))?;
     if tree != spec.tree {
-        return Err(corrupt(format!("commit has tree {tree}, expected {}", spec.tree)));
+        return Err(corrupt(format!(
+            "commit has tree {tree}, expected {}",
+            spec.tree
+        )));
     }
     Ok(Base {
         repo,
@@ -307,7 +315,10 @@ impl Dir {
         }
     }
 
-    fn write(&self, repo: &git2::Repository) -> std::result::Result<Option<git2::Oid>, git2::Error> {
+    fn write(
+        &self,
+        repo: &git2::Repository,
+    ) -> std::result::Result<Option<git2::Oid>, git2::Error> {
         let mut tb = repo.treebuilder(None)?;
         for (name, node) in &self.entries {
             let name = String::from_utf8_lossy(name);
@@ -372,7 +383,9 @@ pub fn import_into(
         let kind = entry.header().entry_type();
         let node = if kind.is_file() {
             buf.clear();
-            entry.read_to_end(&mut buf).map_err(io("read file from archive"))?;
+            entry
+                .read_to_end(&mut buf)
+                .map_err(io("read file from archive"))?;
             let mode = entry.header().mode().map_err(io("read file mode"))?;
             let mode = if mode & 0o111 != 0 {
                 git2::FileMode::BlobExecutable

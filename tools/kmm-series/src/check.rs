@@ -128,7 +128,10 @@ pub fn stale(dir: &Path, fresh: &[PatchFile], on_disk: &[PatchFile]) -> Vec<Find
             None => out.push(Finding {
                 check: "stale",
                 file: Some(f.name.clone()),
-                message: format!("{} is missing; run `kmm series generate`", dir.join(&f.name).display()),
+                message: format!(
+                    "{} is missing; run `kmm series generate`",
+                    dir.join(&f.name).display()
+                ),
             }),
             Some(d) if d.text != f.text => {
                 let diff = similar::TextDiff::from_lines(&d.text, &f.text)
@@ -244,7 +247,11 @@ impl Worktree {
                 source,
             })?;
         let path = dir.path().to_string_lossy().into_owned();
-        let out = git(git_dir, None, &["worktree", "add", "--force", "--detach", &path, commit])?;
+        let out = git(
+            git_dir,
+            None,
+            &["worktree", "add", "--force", "--detach", &path, commit],
+        )?;
         if !out.status.success() {
             return Err(CheckError::Setup {
                 what: "git worktree add".into(),
@@ -271,7 +278,11 @@ impl Drop for Worktree {
     }
 }
 
-fn git(git_dir: &Path, work: Option<&Path>, args: &[&str]) -> Result<std::process::Output, CheckError> {
+fn git(
+    git_dir: &Path,
+    work: Option<&Path>,
+    args: &[&str],
+) -> Result<std::process::Output, CheckError> {
     let mut c = Command::new("git");
     c.arg("--git-dir").arg(git_dir);
     if let Some(w) = work {
@@ -379,14 +390,24 @@ fn tz(minutes: i32) -> String {
 
 /// Runs the tree's `scripts/checkpatch.pl --strict` on each patch and
 /// returns its messages, except those accepted in the manifest.
-pub fn checkpatch(m: &Manifest, tree: &Path, patches: &[(usize, PathBuf)]) -> Result<Vec<Finding>, CheckError> {
+pub fn checkpatch(
+    m: &Manifest,
+    tree: &Path,
+    patches: &[(usize, PathBuf)],
+) -> Result<Vec<Finding>, CheckError> {
     let script = tree.join("scripts/checkpatch.pl");
     let mut findings = Vec::new();
     for (n, p) in patches {
         let out = Command::new("perl")
             .current_dir(tree)
             .arg(&script)
-            .args(["--strict", "--terse", "--show-types", "--no-summary", "--color=never"])
+            .args([
+                "--strict",
+                "--terse",
+                "--show-types",
+                "--no-summary",
+                "--color=never",
+            ])
             .arg(p)
             .output()
             .map_err(|source| CheckError::Spawn {
@@ -400,7 +421,9 @@ pub fn checkpatch(m: &Manifest, tree: &Path, patches: &[(usize, PathBuf)]) -> Re
             .unwrap_or_default();
         let mut any = false;
         for line in text.lines() {
-            let Some(kind) = message_type(line) else { continue };
+            let Some(kind) = message_type(line) else {
+                continue;
+            };
             any = true;
             if m.allow.iter().any(|a| a.commit == *n && a.kind == kind) {
                 continue;
@@ -433,7 +456,11 @@ pub fn message_type(line: &str) -> Option<String> {
         if let Some(i) = line.find(level) {
             let rest = &line[i + level.len()..];
             let kind = rest.split(':').next()?;
-            if !kind.is_empty() && kind.chars().all(|c| c.is_ascii_uppercase() || c == '_' || c.is_ascii_digit()) {
+            if !kind.is_empty()
+                && kind
+                    .chars()
+                    .all(|c| c.is_ascii_uppercase() || c == '_' || c.is_ascii_digit())
+            {
                 return Some(kind.to_string());
             }
         }
@@ -448,7 +475,9 @@ mod tests {
     #[test]
     fn parses_checkpatch_types() {
         assert_eq!(
-            message_type("0001-x.patch:12: WARNING:LONG_LINE: line length of 101 exceeds 100 columns"),
+            message_type(
+                "0001-x.patch:12: WARNING:LONG_LINE: line length of 101 exceeds 100 columns"
+            ),
             Some("LONG_LINE".into())
         );
         assert_eq!(
@@ -461,14 +490,20 @@ mod tests {
     #[test]
     fn unfolds_headers() {
         let t = "From x\nSubject: [PATCH v1 1/1] KVM: a long\n subject\nDate: y\n\nbody\n";
-        assert_eq!(header_value(t, "Subject").as_deref(), Some("[PATCH v1 1/1] KVM: a long subject"));
+        assert_eq!(
+            header_value(t, "Subject").as_deref(),
+            Some("[PATCH v1 1/1] KVM: a long subject")
+        );
         assert_eq!(header_value(t, "Date").as_deref(), Some("y"));
         assert_eq!(header_value(t, "To"), None);
     }
 
     #[test]
     fn stale_reports_each_difference() {
-        let f = |n: &str, t: &str| PatchFile { name: n.into(), text: t.into() };
+        let f = |n: &str, t: &str| PatchFile {
+            name: n.into(),
+            text: t.into(),
+        };
         let fresh = vec![f("a.patch", "1\n2\n"), f("b.patch", "x\n")];
         let disk = vec![f("a.patch", "1\n3\n"), f("c.patch", "y\n")];
         let r = stale(Path::new("patches/v1"), &fresh, &disk);

@@ -74,7 +74,11 @@ pub fn parse(text: &str) -> Result<Vec<FilePatch>, FragmentError> {
             };
             let create = old.starts_with("/dev/null");
             let delete = new.starts_with("/dev/null");
-            let path = if delete { strip_prefix(old) } else { strip_prefix(new) };
+            let path = if delete {
+                strip_prefix(old)
+            } else {
+                strip_prefix(new)
+            };
             out.push(FilePatch {
                 path,
                 create,
@@ -97,8 +101,14 @@ pub fn parse(text: &str) -> Result<Vec<FilePatch>, FragmentError> {
             };
             let mut parts = l.split(' ');
             parts.next();
-            let o = parts.next().filter(|p| p.starts_with('-')).ok_or_else(bad)?;
-            let n = parts.next().filter(|p| p.starts_with('+')).ok_or_else(bad)?;
+            let o = parts
+                .next()
+                .filter(|p| p.starts_with('-'))
+                .ok_or_else(bad)?;
+            let n = parts
+                .next()
+                .filter(|p| p.starts_with('+'))
+                .ok_or_else(bad)?;
             let (old_start, mut old_n) = parse_range(o).ok_or_else(bad)?;
             let (_, mut new_n) = parse_range(n).ok_or_else(bad)?;
             let header = i + 1;
@@ -253,8 +263,9 @@ mod tests {
 
     #[test]
     fn applies_at_offset() {
-        let p = parse("--- a/f\n+++ b/f\n@@ -10,3 +10,4 @@\n two\n three\n+three and a half\n four\n")
-            .unwrap();
+        let p =
+            parse("--- a/f\n+++ b/f\n@@ -10,3 +10,4 @@\n two\n three\n+three and a half\n four\n")
+                .unwrap();
         let out = apply(&p[0], Some(BASE)).unwrap().unwrap();
         assert_eq!(out, "one\ntwo\nthree\nthree and a half\nfour\nfive\n");
     }

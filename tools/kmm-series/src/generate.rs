@@ -68,7 +68,11 @@ impl Files<'_> {
         }
     }
 
-    fn read_text(&self, path: &str, fail: &dyn Fn(String) -> ManifestError) -> Result<Option<(String, u32)>, GenError> {
+    fn read_text(
+        &self,
+        path: &str,
+        fail: &dyn Fn(String) -> ManifestError,
+    ) -> Result<Option<(String, u32)>, GenError> {
         match self.read(path)? {
             None => Ok(None),
             Some((b, mode)) => match String::from_utf8(b) {
@@ -79,7 +83,8 @@ impl Files<'_> {
     }
 
     fn write(&mut self, path: &str, text: String, mode: u32) {
-        self.overlay.insert(path.to_string(), Some((text.into_bytes(), mode)));
+        self.overlay
+            .insert(path.to_string(), Some((text.into_bytes(), mode)));
     }
 }
 
@@ -109,7 +114,11 @@ fn apply_op(m: &Manifest, files: &mut Files<'_>, op: &Op, line: usize) -> Result
             let at = |e: fragment::FragmentError| ManifestError {
                 file: fpath.clone(),
                 line: e.line,
-                message: format!("{} (fragment used at {}:{line})", e.message, m.path.display()),
+                message: format!(
+                    "{} (fragment used at {}:{line})",
+                    e.message,
+                    m.path.display()
+                ),
             };
             for fp in fragment::parse(&text).map_err(at)? {
                 let cur = files.read_text(&fp.path, &fail)?;
@@ -132,17 +141,17 @@ fn apply_op(m: &Manifest, files: &mut Files<'_>, op: &Op, line: usize) -> Result
             if from == to {
                 return Err(fail(format!("move from {from} to itself")).into());
             }
-            let (src, src_mode) = files
-                .read_text(from, &fail)?
-                .ok_or_else(|| fail(format!("cannot move from {from}: no such file in the tree")))?;
+            let (src, src_mode) = files.read_text(from, &fail)?.ok_or_else(|| {
+                fail(format!("cannot move from {from}: no such file in the tree"))
+            })?;
             let (dst, dst_mode) = files.read_text(to, &fail)?.ok_or_else(|| {
                 fail(format!(
                     "cannot move into {to}: no such file; create it first with an `add` op"
                 ))
             })?;
             let syms: Vec<&str> = symbols.iter().map(String::as_str).collect();
-            let (new_src, mut texts) = kmm_csym::cut(&src, &syms)
-                .map_err(|e| fail(format!("move from {from}: {e}")))?;
+            let (new_src, mut texts) =
+                kmm_csym::cut(&src, &syms).map_err(|e| fail(format!("move from {from}: {e}")))?;
             if *drop_static {
                 texts = texts.iter().map(|t| kmm_csym::drop_static(t)).collect();
             }
@@ -173,7 +182,11 @@ pub fn ident(m: &Manifest) -> Ident {
 
 /// Builds the series' commits on `base` and points the version's branch
 /// in the repository at the tip.
-pub fn build_commits(m: &Manifest, repo: &dyn Repo, base: &str) -> Result<Vec<GenCommit>, GenError> {
+pub fn build_commits(
+    m: &Manifest,
+    repo: &dyn Repo,
+    base: &str,
+) -> Result<Vec<GenCommit>, GenError> {
     let mut parent = base.to_string();
     let mut tree = repo.tree_of(base)?;
     let who = ident(m);
@@ -341,10 +354,7 @@ pub fn render(
         check_text(m, spec, &diffs)?;
         let (fs, sum) = stats(&diffs);
         let msg = spec.message();
-        let rest = msg
-            .split_once("\n\n")
-            .map_or("", |(_, r)| r)
-            .to_string();
+        let rest = msg.split_once("\n\n").map_or("", |(_, r)| r).to_string();
         let n = i + 1;
         let mut t = headers(
             m,
@@ -438,9 +448,15 @@ mod tests {
     #[test]
     fn file_names_follow_format_patch() {
         assert_eq!(
-            patch_file_name(1, "KVM: selftests: Add a really quite long subject line that hits 75 chars"),
+            patch_file_name(
+                1,
+                "KVM: selftests: Add a really quite long subject line that hits 75 chars"
+            ),
             "0001-KVM-selftests-Add-a-really-quite-long-subject-line-t.patch"
         );
-        assert_eq!(patch_file_name(12, "KVM: x86: Fix ... dots.."), "0012-KVM-x86-Fix-.-dots.patch");
+        assert_eq!(
+            patch_file_name(12, "KVM: x86: Fix ... dots.."),
+            "0012-KVM-x86-Fix-.-dots.patch"
+        );
     }
 }

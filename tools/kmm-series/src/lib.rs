@@ -70,7 +70,9 @@ pub fn apply(m: &Manifest, base: &Base, dir: &Path) -> Result<Applied, GitError>
     };
     let src = base.repo.git_dir().to_string_lossy().into_owned();
     let branch = m.branch();
-    let mut remote = target.remote_anonymous(&src).map_err(ctx("add cache remote"))?;
+    let mut remote = target
+        .remote_anonymous(&src)
+        .map_err(ctx("add cache remote"))?;
     let refspec = format!("+{branch}:{branch}");
     remote
         .fetch(&[refspec.as_str()], None, None)

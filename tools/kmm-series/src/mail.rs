@@ -305,7 +305,11 @@ pub fn diffstat(files: &[FileStat], summary: &[Summary]) -> String {
     let mut out = String::new();
     let width = MAIL_WRAP.max(16 + 6 + 1);
     let max_change = files.iter().map(|f| f.added + f.deleted).max().unwrap_or(0);
-    let max_len = files.iter().map(|f| f.path.chars().count()).max().unwrap_or(0);
+    let max_len = files
+        .iter()
+        .map(|f| f.path.chars().count())
+        .max()
+        .unwrap_or(0);
     let number_width = decimal_width(max_change);
     let width = width.max(16 + 6 + number_width);
     let mut graph_width = max_change;
@@ -442,7 +446,10 @@ mod tests {
 
     #[test]
     fn names_are_quoted_or_encoded() {
-        assert_eq!(from_header("A. U. Thor", "a@x"), "From: \"A. U. Thor\" <a@x>");
+        assert_eq!(
+            from_header("A. U. Thor", "a@x"),
+            "From: \"A. U. Thor\" <a@x>"
+        );
         assert_eq!(from_header("Plain Name", "a@x"), "From: Plain Name <a@x>");
         assert_eq!(
             from_header("Radim Krčmář", "r@x"),
@@ -464,7 +471,11 @@ mod tests {
     #[test]
     fn diffstat_matches_git_for_long_names() {
         let files = vec![
-            FileStat { path: "a.txt".into(), added: 1, deleted: 0 },
+            FileStat {
+                path: "a.txt".into(),
+                added: 1,
+                deleted: 0,
+            },
             FileStat {
                 path: "some/very/long/directory/path/that/goes/on/file_with_a_long_name.c".into(),
                 added: 100,

@@ -317,7 +317,10 @@ pub fn parse(text: &str, path: &Path, root: &Path) -> Result<Manifest, ManifestE
     let (author_name, author_email) = parse_ident(s.author.get_ref()).ok_or_else(|| {
         err(
             s.author.span().start,
-            format!("author {:?} is not of the form `Name <email>`", s.author.get_ref()),
+            format!(
+                "author {:?} is not of the form `Name <email>`",
+                s.author.get_ref()
+            ),
         )
     })?;
     let date = Timestamp::parse_rfc3339(s.date.get_ref()).ok_or_else(|| {
@@ -330,7 +333,10 @@ pub fn parse(text: &str, path: &Path, root: &Path) -> Result<Manifest, ManifestE
         )
     })?;
     if *s.version.get_ref() == 0 {
-        return Err(err(s.version.span().start, "version must be 1 or more".into()));
+        return Err(err(
+            s.version.span().start,
+            "version must be 1 or more".into(),
+        ));
     }
     check_subject(s.subject.get_ref(), false).map_err(|m| err(s.subject.span().start, m))?;
 
@@ -396,7 +402,11 @@ pub fn parse(text: &str, path: &Path, root: &Path) -> Result<Manifest, ManifestE
         if av.commit == 0 || av.commit > commits.len() {
             return Err(err(
                 a.span().start,
-                format!("[[checkpatch]] names commit {}, the series has 1..={}", av.commit, commits.len()),
+                format!(
+                    "[[checkpatch]] names commit {}, the series has 1..={}",
+                    av.commit,
+                    commits.len()
+                ),
             ));
         }
         if av.reason.trim().is_empty() {
@@ -436,7 +446,9 @@ pub fn check_subject(subject: &str, commit: bool) -> Result<(), String> {
     }
     let n = subject.chars().count();
     if n > 75 {
-        return Err(format!("subject {subject:?} is {n} characters long; the limit is 75"));
+        return Err(format!(
+            "subject {subject:?} is {n} characters long; the limit is 75"
+        ));
     }
     if commit {
         let Some((prefix, rest)) = subject.rsplit_once(": ") else {
@@ -478,7 +490,10 @@ fn convert_op(
         let p = need(v, name)?;
         if p.starts_with('/') || p.split('/').any(|c| c == ".." || c.is_empty()) {
             let off = v.as_ref().map_or(at, |s| s.span().start);
-            return Err(err(off, format!("`{name}` = {p:?} must be a relative kernel path")));
+            return Err(err(
+                off,
+                format!("`{name}` = {p:?} must be a relative kernel path"),
+            ));
         }
         Ok(p)
     };
@@ -486,12 +501,18 @@ fn convert_op(
         let p = need(v, name)?;
         let off = v.as_ref().map_or(at, |s| s.span().start);
         if p.split('/').any(|c| c == "..") || p.starts_with('/') {
-            return Err(err(off, format!("`{name}` = {p:?} must stay inside the repository")));
+            return Err(err(
+                off,
+                format!("`{name}` = {p:?} must stay inside the repository"),
+            ));
         }
         if !root.join(&p).is_file() {
             return Err(err(
                 off,
-                format!("unknown source file {p:?} (no such file under {})", root.display()),
+                format!(
+                    "unknown source file {p:?} (no such file under {})",
+                    root.display()
+                ),
             ));
         }
         Ok(p)

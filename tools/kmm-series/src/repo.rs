@@ -93,7 +93,9 @@ pub struct GitRepo {
 
 impl std::fmt::Debug for GitRepo {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GitRepo").field("path", &self.repo.path()).finish()
+        f.debug_struct("GitRepo")
+            .field("path", &self.repo.path())
+            .finish()
     }
 }
 
@@ -144,7 +146,9 @@ impl GitRepo {
         while cur != stop {
             out.push(cur.to_string());
             let c = self.repo.find_commit(cur).map_err(ctx("walk commits"))?;
-            cur = c.parent_id(0).map_err(ctx(format!("{cur} does not descend from {base}")))?;
+            cur = c
+                .parent_id(0)
+                .map_err(ctx(format!("{cur} does not descend from {base}")))?;
         }
         out.reverse();
         Ok(out)
@@ -152,7 +156,10 @@ impl GitRepo {
 
     /// The full message of commit `id`.
     pub fn message(&self, id: &str) -> Result<String> {
-        let c = self.repo.find_commit(oid(id)?).map_err(ctx("find commit"))?;
+        let c = self
+            .repo
+            .find_commit(oid(id)?)
+            .map_err(ctx("find commit"))?;
         Ok(String::from_utf8_lossy(c.message_bytes()).into_owned())
     }
 }
@@ -228,7 +235,10 @@ impl Repo for GitRepo {
     }
 
     fn tree_of(&self, commit: &str) -> Result<String> {
-        let c = self.repo.find_commit(oid(commit)?).map_err(ctx(format!("find commit {commit}")))?;
+        let c = self
+            .repo
+            .find_commit(oid(commit)?)
+            .map_err(ctx(format!("find commit {commit}")))?;
         Ok(c.tree_id().to_string())
     }
 
@@ -253,7 +263,8 @@ impl Repo for GitRepo {
             .map_err(ctx("diff trees"))?;
         let mut out = Vec::new();
         for i in 0..diff.deltas().len() {
-            let Some(mut patch) = git2::Patch::from_diff(&diff, i).map_err(ctx("make patch"))? else {
+            let Some(mut patch) = git2::Patch::from_diff(&diff, i).map_err(ctx("make patch"))?
+            else {
                 continue;
             };
             let delta = patch.delta();

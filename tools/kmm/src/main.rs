@@ -146,7 +146,10 @@ enum SeriesCmd {
 fn find_repo(explicit: Option<PathBuf>) -> anyhow::Result<PathBuf> {
     if let Some(r) = explicit {
         if !r.join("patches/series.toml").is_file() {
-            bail!("{}: no patches/series.toml here; pass the kvm-mm repository with --repo", r.display());
+            bail!(
+                "{}: no patches/series.toml here; pass the kvm-mm repository with --repo",
+                r.display()
+            );
         }
         return Ok(r);
     }
@@ -212,7 +215,8 @@ fn parse_cmd(file: Option<&Path>, format: Format) -> anyhow::Result<u8> {
         None => ktap::parse_reader(std::io::stdin().lock()),
         Some(p) if p.as_os_str() == "-" => ktap::parse_reader(std::io::stdin().lock()),
         Some(p) => {
-            let f = std::fs::File::open(p).with_context(|| format!("{}: cannot open", p.display()))?;
+            let f =
+                std::fs::File::open(p).with_context(|| format!("{}: cannot open", p.display()))?;
             ktap::parse_reader(std::io::BufReader::new(f))
         }
     };
@@ -220,7 +224,11 @@ fn parse_cmd(file: Option<&Path>, format: Format) -> anyhow::Result<u8> {
         Format::Human => print!("{}", report.render_human()),
         Format::Json => println!("{}", report.to_json()),
     }
-    Ok(if report.failed() || report.tests.is_empty() { EXIT_FINDINGS } else { 0 })
+    Ok(if report.failed() || report.tests.is_empty() {
+        EXIT_FINDINGS
+    } else {
+        0
+    })
 }
 
 /// Resolves `base`, `tip`, a patch number or a commit id to a commit of
@@ -234,7 +242,9 @@ fn resolve_commit(
         return Ok(b.commit.clone());
     }
     if spec == "tip" {
-        return Ok(commits.last().map_or_else(|| b.commit.clone(), |c| c.id.clone()));
+        return Ok(commits
+            .last()
+            .map_or_else(|| b.commit.clone(), |c| c.id.clone()));
     }
     if let Ok(n) = spec.parse::<usize>() {
         return match n {
@@ -243,9 +253,9 @@ fn resolve_commit(
             _ => bail!("--commit {n}: the series has patches 1..={}", commits.len()),
         };
     }
-    b.repo
-        .resolve(spec)
-        .map_err(|e| anyhow::anyhow!("--commit {spec}: {e}; use base, tip, a patch number or a commit id"))
+    b.repo.resolve(spec).map_err(|e| {
+        anyhow::anyhow!("--commit {spec}: {e}; use base, tip, a patch number or a commit id")
+    })
 }
 
 fn build_cmd(cli: &Cli, commit: &str, config: &str, jobs: Option<usize>) -> anyhow::Result<u8> {
@@ -268,7 +278,11 @@ fn build_cmd(cli: &Cli, commit: &str, config: &str, jobs: Option<usize>) -> anyh
         short(&id),
         config,
         built.duration.as_secs_f64(),
-        if built.config_changed { " (new .config)" } else { "" },
+        if built.config_changed {
+            " (new .config)"
+        } else {
+            ""
+        },
         built.kvm_warnings.len(),
         built.other_warnings,
         built.bzimage.display()
@@ -333,7 +347,10 @@ fn test_cmd(
     let run = kmm_ci::test_commit(&setup, &label, &id, &spec, &plan, &mut progress)?;
     print!("{}", run.report.render_human());
     for sp in &run.boot.splats {
-        println!("splat: {:?} at console line {}: {}", sp.kind, sp.line, sp.first_line);
+        println!(
+            "splat: {:?} at console line {}: {}",
+            sp.kind, sp.line, sp.first_line
+        );
     }
     match &run.snapshot {
         kmm_ci::SnapshotStatus::Matched => println!("snapshot: matches"),
@@ -343,7 +360,10 @@ fn test_cmd(
             p.display()
         ),
         kmm_ci::SnapshotStatus::Changed { path, diff } => {
-            println!("snapshot: {} differs (rerun with --accept to update):\n{diff}", path.display());
+            println!(
+                "snapshot: {} differs (rerun with --accept to update):\n{diff}",
+                path.display()
+            );
         }
     }
     Ok(if run.failed() { EXIT_FINDINGS } else { 0 })
@@ -378,13 +398,21 @@ fn ci_cmd(
     let mut rows = Vec::new();
     let mut prev_warnings: Option<Vec<kmm_build::Warning>> = None;
     for (i, (label, id)) in all.iter().enumerate() {
-        let plan = if i + 1 == all.len() { &tip_plan } else { &commit_plan };
+        let plan = if i + 1 == all.len() {
+            &tip_plan
+        } else {
+            &commit_plan
+        };
         match kmm_ci::test_commit(&setup, label, id, &spec, plan, &mut progress) {
             Ok(run) => {
                 let row = kmm_ci::Row::from_run(&run, &plan.name, prev_warnings.as_deref());
                 progress(&format!(
                     "{label}: {}",
-                    if row.failed { format!("FAILED: {}", row.reason()) } else { "ok".into() }
+                    if row.failed {
+                        format!("FAILED: {}", row.reason())
+                    } else {
+                        "ok".into()
+                    }
                 ));
                 prev_warnings = Some(run.built.kvm_warnings.clone());
                 rows.push(row);
@@ -398,7 +426,11 @@ fn ci_cmd(
     match format {
         Format::Human => {
             print!("{}", kmm_ci::render_table(&rows));
-            println!("kmm ci: {} commits in {:.0}s", rows.len(), t0.elapsed().as_secs_f64());
+            println!(
+                "kmm ci: {} commits in {:.0}s",
+                rows.len(),
+                t0.elapsed().as_secs_f64()
+            );
         }
         Format::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
     }
@@ -406,15 +438,31 @@ fn ci_cmd(
         std::fs::write(p, kmm_ci::junit::render("kmm ci", &rows))
             .with_context(|| format!("write {}", p.display()))?;
     }
-    Ok(if rows.iter().any(|r| r.failed) { EXIT_FINDINGS } else { 0 })
+    Ok(if rows.iter().any(|r| r.failed) {
+        EXIT_FINDINGS
+    } else {
+        0
+    })
 }
 
 fn run(cli: Cli) -> anyhow::Result<u8> {
     match &cli.cmd {
-        Cmd::Test { commit, config, plan, accept, jobs } => {
-            test_cmd(&cli, commit, config, plan.as_deref(), *accept, *jobs)
-        }
-        Cmd::Ci { config, commit_plan, tip_plan, format, junit, accept, jobs } => ci_cmd(
+        Cmd::Test {
+            commit,
+            config,
+            plan,
+            accept,
+            jobs,
+        } => test_cmd(&cli, commit, config, plan.as_deref(), *accept, *jobs),
+        Cmd::Ci {
+            config,
+            commit_plan,
+            tip_plan,
+            format,
+            junit,
+            accept,
+            jobs,
+        } => ci_cmd(
             &cli,
             config,
             commit_plan,
@@ -424,7 +472,11 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             *accept,
             *jobs,
         ),
-        Cmd::Build { commit, config, jobs } => build_cmd(&cli, commit, config, *jobs),
+        Cmd::Build {
+            commit,
+            config,
+            jobs,
+        } => build_cmd(&cli, commit, config, *jobs),
         Cmd::Parse { file, format } => parse_cmd(file.as_deref(), *format),
         Cmd::Base { pin } => {
             let ctx = load(&cli)?;
@@ -440,7 +492,13 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 return Ok(0);
             }
             let b = provide(&ctx)?;
-            println!("base {} {} (tree {}) in {}", ctx.manifest.base.title(), b.commit, b.tree, b.repo.git_dir().display());
+            println!(
+                "base {} {} (tree {}) in {}",
+                ctx.manifest.base.title(),
+                b.commit,
+                b.tree,
+                b.repo.git_dir().display()
+            );
             Ok(0)
         }
         Cmd::Series(sc) => {
@@ -469,7 +527,11 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                     let a = kmm_series::apply(m, &b, to)?;
                     println!(
                         "{} {} at {} in {}",
-                        if a.created { "created and checked out" } else { "updated branch" },
+                        if a.created {
+                            "created and checked out"
+                        } else {
+                            "updated branch"
+                        },
                         a.branch.trim_start_matches("refs/heads/"),
                         short(&a.tip),
                         to.display()
@@ -481,7 +543,12 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                     let dir = m.out_dir();
                     let on_disk = generate::read_dir(&dir).unwrap_or_default();
                     let stale = check::stale(&dir, &files, &on_disk);
-                    println!("series v{}{}: {}", m.version, if m.rfc { " (RFC)" } else { "" }, m.subject);
+                    println!(
+                        "series v{}{}: {}",
+                        m.version,
+                        if m.rfc { " (RFC)" } else { "" },
+                        m.subject
+                    );
                     println!("base    {} {}", short(&b.commit), m.base.title());
                     for (i, c) in commits.iter().enumerate() {
                         println!("{:>4}    {} {}", i + 1, short(&c.id), c.subject);
@@ -489,7 +556,11 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                     println!(
                         "patches {}: {}",
                         dir.display(),
-                        if stale.is_empty() { "up to date".to_string() } else { format!("stale ({} files differ)", stale.len()) }
+                        if stale.is_empty() {
+                            "up to date".to_string()
+                        } else {
+                            format!("stale ({} files differ)", stale.len())
+                        }
                     );
                     Ok(0)
                 }
@@ -512,7 +583,11 @@ fn series_check(m: &Manifest, b: &base::Base) -> anyhow::Result<u8> {
         report.findings.len(),
         times.join(", ")
     );
-    Ok(if report.findings.is_empty() { 0 } else { EXIT_FINDINGS })
+    Ok(if report.findings.is_empty() {
+        0
+    } else {
+        EXIT_FINDINGS
+    })
 }
 
 fn main() -> ExitCode {

@@ -6,8 +6,9 @@
 //! - `qemu`: the runner against fake QEMU scripts (`tests/fixtures/fake-qemu`).
 //! - `splat`: detector snapshots over recorded consoles (`tests/fixtures/*.log`).
 
-// Everything is inside `cfg(test)` modules: the workspace lints treat code
-// outside them as non-test code (no `unwrap`, no `#[test]`).
+#![allow(clippy::unwrap_used, clippy::tests_outside_test_module)] // Integration tests: a failed unwrap is a failed assertion.
+                                                                  // Everything is inside `cfg(test)` modules: the workspace lints treat code
+                                                                  // outside them as non-test code (no `unwrap`, no `#[test]`).
 #[cfg(test)]
 mod cpio;
 #[cfg(test)]

@@ -17,16 +17,15 @@ use nix::errno::Errno;
 use nix::sys::signal::{kill, killpg};
 use nix::unistd::Pid;
 
-/// Copies a fake QEMU script into `dir` as an executable.
-fn fake_qemu(dir: &Path, name: &str) -> PathBuf {
-    let target = dir.join(name);
-    fs::copy(
-        crate::support::fixture(&format!("fake-qemu/{name}")),
-        &target,
-    )
-    .unwrap();
-    fs::set_permissions(&target, fs::Permissions::from_mode(0o755)).unwrap();
-    target
+/// The fake QEMU script, run in place: the fixtures are committed
+/// executable. (Copying them into a scratch directory and executing the
+/// copy races with other test threads' fork()s, which can still hold the
+/// copy's write descriptor: ETXTBSY.)
+fn fake_qemu(_dir: &Path, name: &str) -> PathBuf {
+    let p = crate::support::fixture(&format!("fake-qemu/{name}"));
+    let mode = fs::metadata(&p).unwrap().permissions().mode();
+    assert!(mode & 0o111 != 0, "{} must be executable", p.display());
+    p
 }
 
 fn config(dir: &Path, script: &str) -> QemuConfig {

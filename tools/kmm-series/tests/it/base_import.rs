@@ -12,7 +12,11 @@ fn make_tarball(dir: &std::path::Path) -> std::path::PathBuf {
     std::fs::write(src.join("Makefile"), "VERSION = 6\n").unwrap();
     std::fs::write(src.join("virt/kvm/kvm_main.c"), "int x;\n").unwrap();
     std::fs::write(src.join("scripts/checkpatch.pl"), "#!/usr/bin/perl\n").unwrap();
-    Command::new("chmod").arg("755").arg(src.join("scripts/checkpatch.pl")).status().unwrap();
+    Command::new("chmod")
+        .arg("755")
+        .arg(src.join("scripts/checkpatch.pl"))
+        .status()
+        .unwrap();
     std::os::unix::fs::symlink("../Makefile", src.join("virt/Makefile.link")).unwrap();
     std::fs::hard_link(src.join("Makefile"), src.join("Makefile.hard")).unwrap();
     let t = dir.join("src.tar.xz");

@@ -63,26 +63,46 @@ fn unknown_source_file() {
     let d = edited(|s| s.replace("src/selftest.c", "src/nope.c"));
     let e = load_err(d.path());
     let line = line_of(&toml_of(d.path()), "src/nope.c");
-    assert!(e.contains(&format!("series.toml:{line}: unknown source file \"src/nope.c\"")), "{e}");
+    assert!(
+        e.contains(&format!(
+            "series.toml:{line}: unknown source file \"src/nope.c\""
+        )),
+        "{e}"
+    );
 }
 
 #[test]
 fn fragment_that_does_not_apply() {
-    let d = edited_file("patches/fragments/long.diff", |s| s.replace(" line 12\n", " line twelve\n"));
+    let d = edited_file("patches/fragments/long.diff", |s| {
+        s.replace(" line 12\n", " line twelve\n")
+    });
     let e = gen_err(d.path());
     let op_line = line_of(&toml_of(d.path()), "long.diff") - 2;
-    assert_eq!(toml_of(d.path()).lines().nth(op_line - 1), Some("[[commit.op]]"));
+    assert_eq!(
+        toml_of(d.path()).lines().nth(op_line - 1),
+        Some("[[commit.op]]")
+    );
     assert!(e.contains("long.diff:3: hunk does not apply"), "{e}");
     assert!(e.contains(&format!("series.toml:{op_line})")), "{e}");
 }
 
 #[test]
 fn move_of_missing_symbol() {
-    let d = edited(|s| s.replace("\"helper_one\", \"walker\"", "\"helper_one\", \"no_such_fn\""));
+    let d = edited(|s| {
+        s.replace(
+            "\"helper_one\", \"walker\"",
+            "\"helper_one\", \"no_such_fn\"",
+        )
+    });
     let e = gen_err(d.path());
     // Operation errors point at the operation's [[commit.op]] header.
     let op_line = line_of(&toml_of(d.path()), "kind = \"move\"") - 1;
-    assert!(e.contains(&format!("series.toml:{op_line}: move from virt/kvm/main.c:")), "{e}");
+    assert!(
+        e.contains(&format!(
+            "series.toml:{op_line}: move from virt/kvm/main.c:"
+        )),
+        "{e}"
+    );
     assert!(e.contains("no_such_fn"), "{e}");
 }
 
@@ -104,7 +124,10 @@ fn duplicate_subjects() {
         .unwrap()
         .0
         + 1;
-    assert!(e.contains(&format!("series.toml:{second}: duplicate subject")), "{e}");
+    assert!(
+        e.contains(&format!("series.toml:{second}: duplicate subject")),
+        "{e}"
+    );
 }
 
 #[test]
@@ -136,10 +159,16 @@ fn spec(tarball: &Path, sha: &str) -> BaseSpec {
 #[test]
 fn missing_base_package() {
     let cache = tempfile::tempdir().unwrap();
-    let e = base::provide(&spec(Path::new("/nonexistent/linux-source-6.1.tar.xz"), "x"), cache.path())
-        .unwrap_err();
+    let e = base::provide(
+        &spec(Path::new("/nonexistent/linux-source-6.1.tar.xz"), "x"),
+        cache.path(),
+    )
+    .unwrap_err();
     assert!(matches!(e, BaseError::Missing { .. }));
-    assert!(e.to_string().contains("apt-get install linux-source-6.1"), "{e}");
+    assert!(
+        e.to_string().contains("apt-get install linux-source-6.1"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -149,5 +178,8 @@ fn wrong_tarball_hash() {
     std::fs::write(&t, b"not the tarball").unwrap();
     let e = base::provide(&spec(&t, "abc"), &cache.path().join("c")).unwrap_err();
     assert!(matches!(e, BaseError::WrongHash { .. }), "{e}");
-    assert!(!cache.path().join("c").exists(), "nothing may be written on a bad hash");
+    assert!(
+        !cache.path().join("c").exists(),
+        "nothing may be written on a bad hash"
+    );
 }

@@ -1,9 +1,10 @@
 //! Integration tests of the series generator on fixture repositories made
 //! by `tests/fixtures/make_base.sh`, compared with the real git.
 
+#![allow(clippy::unwrap_used, clippy::tests_outside_test_module)] // Integration tests: a failed unwrap is a failed assertion.
 mod base_import;
-mod format_patch;
 mod errors;
+mod format_patch;
 mod real_series;
 
 use std::path::{Path, PathBuf};
@@ -14,23 +15,23 @@ use kmm_series::manifest::{self, Manifest};
 use kmm_series::repo::GitRepo;
 
 /// The fixture directory.
-pub fn fixtures() -> PathBuf {
+fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
 }
 
 /// A fresh fixture base repository in a temporary directory.
-pub struct Fixture {
-    pub dir: tempfile::TempDir,
-    pub base: Base,
+struct Fixture {
+    dir: tempfile::TempDir,
+    base: Base,
 }
 
 impl Fixture {
-    pub fn path(&self) -> PathBuf {
+    fn path(&self) -> PathBuf {
         self.dir.path().join("kernel")
     }
 }
 
-pub fn make_base() -> Fixture {
+fn make_base() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let kernel = dir.path().join("kernel");
     let st = Command::new("sh")
@@ -56,13 +57,13 @@ pub fn make_base() -> Fixture {
 }
 
 /// The fixture series manifest, rooted at tests/fixtures/repo.
-pub fn fixture_manifest() -> Manifest {
+fn fixture_manifest() -> Manifest {
     let root = fixtures().join("repo");
     manifest::load(&root.join("patches/series.toml"), &root).unwrap()
 }
 
 /// Runs git with a clean configuration.
-pub fn git(dir: &Path, args: &[&str]) -> String {
+fn git(dir: &Path, args: &[&str]) -> String {
     let out = Command::new("git")
         .current_dir(dir)
         .args(args)

@@ -1,5 +1,6 @@
 //! The kmm binary: exit codes, one-line errors, nothing half-written.
 
+#![allow(clippy::unwrap_used, clippy::tests_outside_test_module)] // Integration tests: a failed unwrap is a failed assertion.
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -19,8 +20,16 @@ fn mini_repo() -> (tempfile::TempDir, PathBuf) {
     let d = tempfile::tempdir().unwrap();
     let src = d.path().join("linux-source-6.1");
     std::fs::create_dir_all(src.join("virt/kvm")).unwrap();
-    std::fs::write(src.join("virt/kvm/kvm_main.c"), "int a;\n\nstatic int f(void)\n{\n\treturn 0;\n}\n").unwrap();
-    std::fs::write(src.join("virt/kvm/kvm_mm.h"), "#ifndef A\n#define A\n\n#endif /* A */\n").unwrap();
+    std::fs::write(
+        src.join("virt/kvm/kvm_main.c"),
+        "int a;\n\nstatic int f(void)\n{\n\treturn 0;\n}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        src.join("virt/kvm/kvm_mm.h"),
+        "#ifndef A\n#define A\n\n#endif /* A */\n",
+    )
+    .unwrap();
     let tarball = d.path().join("src.tar.xz");
     assert!(Command::new("tar")
         .current_dir(d.path())
@@ -66,7 +75,11 @@ fragment = "patches/fragments/a.diff"
     std::fs::write(repo.join("patches/series.toml"), &manifest).unwrap();
     // Pin the base with `kmm base --pin`, as a developer would.
     let out = kmm(&["base", "--pin"], &repo, &d.path().join("cache"));
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let pins = String::from_utf8(out.stdout).unwrap();
     let get = |k: &str| {
         pins.lines()
@@ -108,7 +121,10 @@ fn generate_writes_the_series_and_is_reproducible() {
 fn bad_input_exits_2_with_one_line_and_writes_nothing() {
     let (d, repo) = mini_repo();
     let cache = d.path().join("cache");
-    assert_eq!(kmm(&["series", "generate"], &repo, &cache).status.code(), Some(0));
+    assert_eq!(
+        kmm(&["series", "generate"], &repo, &cache).status.code(),
+        Some(0)
+    );
     let before = std::fs::read_to_string(repo.join("patches/v1/0001-KVM-Add-b.patch")).unwrap();
     // A fragment that no longer applies.
     std::fs::write(
@@ -120,11 +136,18 @@ fn bad_input_exits_2_with_one_line_and_writes_nothing() {
     assert_eq!(out.status.code(), Some(2));
     let e = stderr(&out);
     assert_eq!(e.lines().count(), 1, "{e}");
-    assert!(e.starts_with("kmm: error: ") && e.contains("a.diff:3: hunk does not apply"), "{e}");
+    assert!(
+        e.starts_with("kmm: error: ") && e.contains("a.diff:3: hunk does not apply"),
+        "{e}"
+    );
     let after = std::fs::read_to_string(repo.join("patches/v1/0001-KVM-Add-b.patch")).unwrap();
     assert_eq!(before, after);
     let entries: Vec<_> = std::fs::read_dir(repo.join("patches")).unwrap().collect();
-    assert_eq!(entries.len(), 3, "no temporary directory may be left behind");
+    assert_eq!(
+        entries.len(),
+        3,
+        "no temporary directory may be left behind"
+    );
 }
 
 #[test]
@@ -132,12 +155,20 @@ fn wrong_tarball_hash_exits_2() {
     let (d, repo) = mini_repo();
     let p = repo.join("patches/series.toml");
     let s = std::fs::read_to_string(&p).unwrap();
-    let line = s.lines().find(|l| l.starts_with("sha256 = ")).unwrap().to_string();
+    let line = s
+        .lines()
+        .find(|l| l.starts_with("sha256 = "))
+        .unwrap()
+        .to_string();
     std::fs::write(&p, s.replace(&line, "sha256 = \"0000\"")).unwrap();
     let out = kmm(&["base"], &repo, &d.path().join("cache"));
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("sha256 is"), "{}", stderr(&out));
-    assert!(!d.path().join("cache").join("linux-source-6.1-test.git").exists());
+    assert!(!d
+        .path()
+        .join("cache")
+        .join("linux-source-6.1-test.git")
+        .exists());
 }
 
 #[test]
@@ -146,7 +177,10 @@ fn missing_manifest_and_usage_errors_exit_2() {
     let out = kmm(&["series", "generate"], d.path(), d.path());
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("no patches/series.toml"));
-    let out = Command::new(env!("CARGO_BIN_EXE_kmm")).arg("frobnicate").output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_kmm"))
+        .arg("frobnicate")
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
 
@@ -157,7 +191,13 @@ fn parse_exit_codes() {
     std::fs::write(&ok, "KTAP version 1\n1..1\nok 1 a\n").unwrap();
     let bad = d.path().join("bad.log");
     std::fs::write(&bad, "KTAP version 1\n1..2\nok 1 a\nnot ok 2 b\n").unwrap();
-    let run = |p: &Path| Command::new(env!("CARGO_BIN_EXE_kmm")).arg("parse").arg(p).output().unwrap();
+    let run = |p: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_kmm"))
+            .arg("parse")
+            .arg(p)
+            .output()
+            .unwrap()
+    };
     assert_eq!(run(&ok).status.code(), Some(0));
     let out = run(&bad);
     assert_eq!(out.status.code(), Some(1));

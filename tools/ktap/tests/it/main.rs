@@ -2,8 +2,9 @@
 //! hand-written corpus (`tests/corpus/`) and in the kernel's own KUnit test
 //! logs (fetched by `tests/fetch-kunit-corpus.sh`), and check the public API.
 
-// Everything is inside `cfg(test)` modules: the workspace lints treat code
-// outside them as non-test code (no `unwrap`, no `#[test]`).
+#![allow(clippy::unwrap_used, clippy::tests_outside_test_module)] // Integration tests: a failed unwrap is a failed assertion.
+                                                                  // Everything is inside `cfg(test)` modules: the workspace lints treat code
+                                                                  // outside them as non-test code (no `unwrap`, no `#[test]`).
 #[cfg(test)]
 mod api;
 #[cfg(test)]
