@@ -70,17 +70,19 @@ pub type Result<T> = std::result::Result<T, CiError>;
 #[serde(deny_unknown_fields)]
 pub struct PlanTest {
     /// Path of the binary under tools/testing/selftests/kvm
-    /// (`x86_64/xen_shinfo_test`).
+    /// (`x86_64/xen_shinfo_test`), as in kselftest-list.txt.
     pub name: String,
-    /// Timeout in seconds.
-    pub timeout: u32,
 }
 
-/// A named list of selftests (`selftests/plans/<name>.toml`).
+/// A named list of KVM selftests (`selftests/plans/<name>.toml`), run in
+/// the guest by the kernel's own `run_kselftest.sh`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
     /// Plan name.
     pub name: String,
+    /// Per-test timeout in seconds, written into the guest's
+    /// `kvm/settings`; `None` keeps the tree's own settings file.
+    pub timeout: Option<u32>,
     /// Tests in order.
     pub tests: Vec<PlanTest>,
 }
@@ -88,7 +90,20 @@ pub struct Plan {
 #[derive(Debug, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawPlan {
+    timeout: Option<u32>,
     test: Vec<PlanTest>,
+}
+
+/// Seconds the kselftest runner gives a test when no settings file says
+/// otherwise (kselftest/runner.sh).
+pub const KSELFTEST_DEFAULT_TIMEOUT: u32 = 45;
+
+/// The `timeout=` of a kselftest `settings` file.
+pub fn settings_timeout(settings: &str) -> Option<u32> {
+    settings
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("timeout="))
+        .and_then(|v| v.trim().parse().ok())
 }
 
 /// Reads `<dir>/<name>.toml`.
@@ -104,6 +119,7 @@ pub fn load_plan(dir: &Path, name: &str) -> Result<Plan> {
     })?;
     Ok(Plan {
         name: name.into(),
+        timeout: raw.timeout,
         tests: raw.test,
     })
 }
@@ -232,40 +248,16 @@ pub fn test_commit(
         selftests_time.as_secs_f64()
     ));
 
-    let mut initramfs = Initramfs::new();
-    initramfs.add_busybox(Path::new(HOST_BUSYBOX))?;
-    initramfs.add_coreutils_timeout(Path::new(HOST_TIMEOUT))?;
-    let mut commands = Vec::new();
-    for test in &plan.tests {
-        let host = st.join(&test.name);
-        if !host.is_file() {
-            return Err(CiError::MissingTest {
-                plan: plan.name.clone(),
-                test: test.name.clone(),
-                path: host,
-            });
-        }
-        let guest = format!("/kvm/{}", test.name);
-        initramfs.add_file(&host, &guest)?;
-        commands.push(TestCommand::new(test.name.clone(), guest, test.timeout));
-    }
-    initramfs.set_test_plan(&TestPlan::new(commands))?;
+    let (image, per_test) = pack_initramfs(setup, &st, spec, plan)?;
     let logs = setup.ws.root.join("logs");
-    let image = setup.ws.root.join(format!("initramfs-{}.cpio", spec.name));
-    initramfs.write_file(&image)?;
-
     let mut cfg = QemuConfig::new(&built.bzimage);
     cfg.initrd = Some(image);
-    let budget: u64 = plan.tests.iter().map(|t| u64::from(t.timeout) + 15).sum();
+    // The runner kills a test after `per_test` seconds; QEMU gets that for
+    // every test plus boot time, and may be silent for one test's time.
+    let per_test = u64::from(per_test);
+    let budget = (per_test + 15) * plan.tests.len() as u64;
     cfg.boot_timeout = Duration::from_secs(180 + budget);
-    cfg.stall_timeout = Some(Duration::from_secs(
-        plan.tests
-            .iter()
-            .map(|t| u64::from(t.timeout))
-            .max()
-            .unwrap_or(60)
-            + 60,
-    ));
+    cfg.stall_timeout = Some(Duration::from_secs(per_test + 60));
     let console = logs.join(format!("boot-{short}-{}-{}.log", spec.name, plan.name));
     cfg.console_log = Some(console.clone());
     progress(&format!("{label}: boot ... console {}", console.display()));
@@ -304,6 +296,73 @@ pub fn test_commit(
         snapshot_text,
         snapshot,
     })
+}
+
+/// Where the kernel's kselftest runner lives in the guest.
+pub const GUEST_KSELFTEST: &str = "/kselftest";
+
+/// Packs busybox, coreutils `timeout`, the kernel's kselftest runner and
+/// the plan's KVM selftests into `<work>/initramfs-<config>.cpio`, with an
+/// /init that runs `run_kselftest.sh` on the plan. Returns the image and
+/// the per-test timeout the runner will apply.
+fn pack_initramfs(
+    setup: &Setup,
+    selftests: &Path,
+    spec: &ConfigSpec,
+    plan: &Plan,
+) -> Result<(PathBuf, u32)> {
+    let tree = setup.ws.src().join("tools/testing/selftests");
+    let mut initramfs = Initramfs::new();
+    initramfs.add_busybox(Path::new(HOST_BUSYBOX))?;
+    initramfs.add_coreutils_timeout(Path::new(HOST_TIMEOUT))?;
+    let ks = GUEST_KSELFTEST;
+    initramfs.add_file(
+        &tree.join("run_kselftest.sh"),
+        &format!("{ks}/run_kselftest.sh"),
+    )?;
+    for f in ["runner.sh", "prefix.pl"] {
+        initramfs.add_file(
+            &tree.join("kselftest").join(f),
+            &format!("{ks}/kselftest/{f}"),
+        )?;
+    }
+    let settings = std::fs::read_to_string(tree.join("kvm/settings")).unwrap_or_default();
+    let per_test = plan
+        .timeout
+        .or_else(|| settings_timeout(&settings))
+        .unwrap_or(KSELFTEST_DEFAULT_TIMEOUT);
+    initramfs.add_bytes(
+        &format!("{ks}/kvm/settings"),
+        0o644,
+        format!("timeout={per_test}\n").into_bytes(),
+    )?;
+    let mut list = String::new();
+    for test in &plan.tests {
+        let host = selftests.join(&test.name);
+        if !host.is_file() {
+            return Err(CiError::MissingTest {
+                plan: plan.name.clone(),
+                test: test.name.clone(),
+                path: host,
+            });
+        }
+        initramfs.add_file(&host, &format!("{ks}/kvm/{}", test.name))?;
+        list.push_str(&format!("kvm:{}\n", test.name));
+    }
+    initramfs.add_bytes(
+        &format!("{ks}/kselftest-list.txt"),
+        0o644,
+        list.into_bytes(),
+    )?;
+    let total = (per_test + 15) * u32::try_from(plan.tests.len()).unwrap_or(u32::MAX / 2);
+    initramfs.set_test_plan(&TestPlan::new(vec![TestCommand::new(
+        "kselftest",
+        format!("{ks}/run_kselftest.sh"),
+        total.saturating_add(30),
+    )]))?;
+    let image = setup.ws.root.join(format!("initramfs-{}.cpio", spec.name));
+    initramfs.write_file(&image)?;
+    Ok((image, per_test))
 }
 
 /// The redacted, stable view of a run that snapshots hold.
@@ -411,6 +470,37 @@ fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
     std::io::Write::write_all(&mut tmp, text.as_bytes())?;
     tmp.persist(path).map_err(|e| e.error)?;
     Ok(())
+}
+
+/// Snapshots under `selftests/snapshots/<config>/` that none of
+/// `expected` (paths this run compared against) accounts for: left over
+/// from renamed or dropped commits.
+pub fn stale_snapshots(repo_root: &Path, config: &str, expected: &[PathBuf]) -> Vec<PathBuf> {
+    let dir = repo_root.join("selftests/snapshots").join(config);
+    let mut out = Vec::new();
+    let Ok(plans) = std::fs::read_dir(&dir) else {
+        return out;
+    };
+    for plan in plans.flatten() {
+        let Ok(files) = std::fs::read_dir(plan.path()) else {
+            continue;
+        };
+        for f in files.flatten() {
+            let p = f.path();
+            if p.extension().is_some_and(|x| x == "snap") && !expected.contains(&p) {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+impl Setup {
+    /// The snapshot file of a run.
+    pub fn snapshot_file(&self, config: &str, plan: &str, label: &str) -> PathBuf {
+        self.snapshot_path(config, plan, label)
+    }
 }
 
 /// One row of the `kmm ci` matrix.
@@ -610,14 +700,39 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(
             dir.path().join("p.toml"),
-            "[[test]]\nname = \"a\"\ntimeout = 5\n",
+            "timeout = 5\n[[test]]\nname = \"a\"\n",
         )
         .unwrap();
         let p = load_plan(dir.path(), "p").unwrap();
         assert_eq!(p.tests.len(), 1);
-        std::fs::write(dir.path().join("q.toml"), "[[test]]\nname = \"a\"\n").unwrap();
+        assert_eq!(p.timeout, Some(5));
+        // A per-test timeout is not a thing: the runner applies kvm/settings.
+        std::fs::write(
+            dir.path().join("q.toml"),
+            "[[test]]\nname = \"a\"\ntimeout = 5\n",
+        )
+        .unwrap();
         let e = load_plan(dir.path(), "q").unwrap_err().to_string();
         assert!(e.contains("q.toml: malformed plan"), "{e}");
+    }
+
+    #[test]
+    fn finds_stale_snapshots() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().join("selftests/snapshots/kvm-mm/commit");
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("0000-base.snap"), "").unwrap();
+        std::fs::write(d.join("0001-old.snap"), "").unwrap();
+        std::fs::write(d.join("0001-old.snap.new"), "").unwrap();
+        let stale = stale_snapshots(dir.path(), "kvm-mm", &[d.join("0000-base.snap")]);
+        assert_eq!(stale, vec![d.join("0001-old.snap")]);
+    }
+
+    #[test]
+    fn settings_files() {
+        assert_eq!(settings_timeout("timeout=120\n"), Some(120));
+        assert_eq!(settings_timeout("# c\ntimeout = 7\n"), None);
+        assert_eq!(settings_timeout(""), None);
     }
 
     #[test]

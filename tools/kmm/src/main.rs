@@ -396,6 +396,7 @@ fn ci_cmd(
     };
     let all = labelled(&b, &commits);
     let mut rows = Vec::new();
+    let mut expected = Vec::new();
     let mut prev_warnings: Option<Vec<kmm_build::Warning>> = None;
     for (i, (label, id)) in all.iter().enumerate() {
         let plan = if i + 1 == all.len() {
@@ -403,6 +404,7 @@ fn ci_cmd(
         } else {
             &commit_plan
         };
+        expected.push(setup.snapshot_file(config, &plan.name, label));
         match kmm_ci::test_commit(&setup, label, id, &spec, plan, &mut progress) {
             Ok(run) => {
                 let row = kmm_ci::Row::from_run(&run, &plan.name, prev_warnings.as_deref());
@@ -438,11 +440,20 @@ fn ci_cmd(
         std::fs::write(p, kmm_ci::junit::render("kmm ci", &rows))
             .with_context(|| format!("write {}", p.display()))?;
     }
-    Ok(if rows.iter().any(|r| r.failed) {
-        EXIT_FINDINGS
-    } else {
-        0
-    })
+    let stale = kmm_ci::stale_snapshots(&setup.repo_root, config, &expected);
+    for p in &stale {
+        if accept {
+            std::fs::remove_file(p).with_context(|| format!("remove {}", p.display()))?;
+            println!("removed stale snapshot {}", p.display());
+        } else {
+            println!(
+                "stale snapshot {}: no commit of the series produces it; `kmm ci --accept` removes it",
+                p.display()
+            );
+        }
+    }
+    let failed = rows.iter().any(|r| r.failed) || (!accept && !stale.is_empty());
+    Ok(if failed { EXIT_FINDINGS } else { 0 })
 }
 
 fn run(cli: Cli) -> anyhow::Result<u8> {
