@@ -44,12 +44,14 @@ pub enum BuildError {
         source: std::io::Error,
     },
     /// A step failed; its output is in the log.
-    #[error("{step} failed ({status}); see {}", log.display())]
+    #[error("{step} failed ({status}){}; see {}", first_error.as_ref().map(|e| format!(": {e}")).unwrap_or_default(), log.display())]
     Failed {
         /// The step.
         step: String,
         /// Exit status.
         status: String,
+        /// The first compiler or make error in the log, if any.
+        first_error: Option<String>,
         /// Log file with the output.
         log: PathBuf,
     },
@@ -190,12 +192,46 @@ pub fn parse_warnings(log: &str, src: &Path) -> Vec<Warning> {
         let file = file.strip_prefix(&src).unwrap_or(file);
         let file = file.trim_start_matches("./").trim_start_matches("../");
         out.insert(Warning {
-            file: file.to_string(),
+            file: normalize(file),
             line,
             message: msg.trim().to_string(),
         });
     }
     out.into_iter().collect()
+}
+
+/// Resolves `.` and `..` in a relative path (`arch/x86/kvm/../../../virt`
+/// is how Kbuild names virt/kvm files built into kvm.ko).
+pub fn normalize(path: &str) -> String {
+    let mut out: Vec<&str> = Vec::new();
+    for c in path.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                out.pop();
+            }
+            c => out.push(c),
+        }
+    }
+    out.join("/")
+}
+
+/// The first compiler (`file:line:col: error: ...`) or make error of a
+/// build log, with paths relative to the tree.
+pub fn first_error(log: &str, src: &Path) -> Option<String> {
+    let prefix = format!("{}/", src.display());
+    let line = log
+        .lines()
+        .find(|l| l.contains(": error: ") || l.contains(": fatal error: "))
+        .or_else(|| {
+            log.lines()
+                .find(|l| l.starts_with("make") && l.contains("Error"))
+        })?;
+    let line = line.strip_prefix(&prefix).unwrap_or(line);
+    Some(match line.split_once(':') {
+        Some((file, rest)) if file.contains('/') => format!("{}:{rest}", normalize(file)),
+        _ => line.to_string(),
+    })
 }
 
 /// Whether a warning is in the KVM directories.
@@ -281,6 +317,10 @@ impl Workspace {
             return Err(BuildError::Failed {
                 step: format!("git {}", args.join(" ")),
                 status: out.status.to_string(),
+                first_error: String::from_utf8_lossy(&out.stderr)
+                    .lines()
+                    .next()
+                    .map(str::to_string),
                 log,
             });
         }
@@ -325,9 +365,11 @@ impl Workspace {
                 source,
             })?;
         if !st.success() {
+            let text = std::fs::read_to_string(log).unwrap_or_default();
             return Err(BuildError::Failed {
                 step: step.into(),
                 status: st.to_string(),
+                first_error: first_error(&text, &self.src()),
                 log: log.to_path_buf(),
             });
         }
@@ -542,6 +584,24 @@ ld: warning: not a compiler warning
         assert_eq!(kvm[1].file, "arch/x86/kvm/x86.c");
         assert_eq!(kvm[1].line, 120);
         assert_eq!(kvm[2].file, "virt/kvm/kvm_mm.c");
+    }
+
+    #[test]
+    fn normalizes_kbuild_paths() {
+        assert_eq!(
+            normalize("arch/x86/kvm/../../../virt/kvm/kvm_mm.c"),
+            "virt/kvm/kvm_mm.c"
+        );
+        assert_eq!(normalize("./a//b/./c"), "a/b/c");
+        let log = "  CC      x.o\n/k/src/arch/x86/kvm/../../../virt/kvm/kvm_mm.c:29:16: error: 'no_such_symbol' undeclared (first use in this function)\nmake[3]: *** [x] Error 1\n";
+        assert_eq!(
+            first_error(log, Path::new("/k/src")).as_deref(),
+            Some("virt/kvm/kvm_mm.c:29:16: error: 'no_such_symbol' undeclared (first use in this function)")
+        );
+        assert_eq!(
+            first_error("make: *** [Makefile:1] Error 2\n", Path::new("/k")).as_deref(),
+            Some("make: *** [Makefile:1] Error 2")
+        );
     }
 
     #[test]
