@@ -1,12 +1,14 @@
 #!/bin/sh
 # Installs what kmm needs on Debian 12 (bookworm), idempotently: the base
-# kernel tarball, git/perl for `git am` and checkpatch, QEMU and busybox
-# for boots, the kernel build tools, and Debian's rustc 1.63 toolchain for
-# Rust-for-Linux. The Rust workspace itself needs Rust >= 1.85 (rustup).
+# kernel tarball, git/perl for `git am` and checkpatch, git send-email with
+# the perl modules for SMTP over TLS with authentication (kmm send), QEMU
+# and busybox for boots, the kernel build tools, and Debian's rustc 1.63
+# toolchain for Rust-for-Linux; from PyPI, the real clients of kmm send's
+# tests (aiosmtpd, b4). The Rust workspace itself needs Rust >= 1.85.
 set -eu
 
-pkgs="linux-source-6.1 git perl xz-utils cpio qemu-system-x86 busybox-static \
-flex bison bc libelf-dev libssl-dev ccache make gcc \
+pkgs="linux-source-6.1 git git-email libio-socket-ssl-perl libauthen-sasl-perl perl xz-utils cpio qemu-system-x86 busybox-static \
+flex bison bc libelf-dev libssl-dev ccache make gcc binutils \
 rustc rust-src bindgen clang-14 lld-14 llvm-14 libclang-14-dev"
 
 missing=""
@@ -25,6 +27,12 @@ if [ -n "$missing" ]; then
 	$SUDO apt-get update -qq
 	# shellcheck disable=SC2086
 	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi
+
+# kmm send's tests: a real SMTP server on 127.0.0.1 and b4.
+if ! python3 -c 'import aiosmtpd' >/dev/null 2>&1 || ! command -v b4 >/dev/null 2>&1; then
+	echo "ci/setup.sh: installing aiosmtpd and b4 from PyPI"
+	pip install --quiet aiosmtpd b4
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then

@@ -11,7 +11,16 @@ export INSTA_UPDATE=no
 # The KUnit parser corpus is read from the base tarball, not committed.
 sh tools/ktap/tests/fetch-kunit-corpus.sh
 cargo fmt --all --check
+cargo fmt --manifest-path kvm-mm/Cargo.toml --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 cargo test --workspace 2>&1
+# The kernel-side Rust policy: host tests, then the in-kernel toolchain
+# (Debian's rustc 1.63) compiling it as Kbuild does, panic-free.
+cargo test --manifest-path kvm-mm/Cargo.toml 2>&1
+cargo clippy --manifest-path kvm-mm/Cargo.toml --all-targets --quiet -- -D warnings
+sh kvm-mm/check-rustc-1.63.sh
 cargo build --release --quiet -p kmm
 ./target/release/kmm ci --junit target/kmm-ci-junit.xml
+# The Rust-for-Linux build of the series tip (LLVM=-14, rustc 1.63), whose
+# kvm_mm KUnit suite checks the Rust policy against the C one in-kernel.
+./target/release/kmm test --commit tip --config rust --plan commit

@@ -9,7 +9,7 @@
 //! [`range_union()`]) do the hva and gfn arithmetic around it.
 //!
 //! This file is built twice. Cargo builds it as the host crate `kvm_mm`,
-//! and the series copies it to `virt/kvm/kvm_mm_rs.rs`, where Kbuild
+//! and the series copies it into `virt/kvm/`, where Kbuild
 //! compiles it into kvm.o when `CONFIG_KVM_MM_RUST=y`. Kbuild uses rustc
 //! 1.63, `-Dunreachable_pub` and `-Wmissing_docs`. The C reference copy,
 //! `virt/kvm/kvm_mm_policy.c`, must agree with it on every input, and
