@@ -14,7 +14,8 @@ use crate::manifest::{check_subject, Manifest};
 /// One problem found by a check.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Finding {
-    /// Which check: `stale`, `git-am`, `checkpatch`, `subject`, `signoff`.
+    /// Which check: `stale`, `git-am`, `checkpatch`, `subject`, `signoff`,
+    /// `changelog`.
     pub check: &'static str,
     /// The patch file concerned, if any.
     pub file: Option<String>,
@@ -82,6 +83,7 @@ pub fn run(m: &Manifest, b: &Base) -> Result<Report, CheckError> {
     let on_disk = generate::read_dir(&dir).unwrap_or_default();
     let mut findings = stale(&dir, &files, &on_disk);
     findings.extend(headers(m, &files));
+    findings.extend(changelog(m));
     timings.push(("generate", t.elapsed()));
 
     let scratch = tempfile::Builder::new()
@@ -164,6 +166,25 @@ pub fn stale(dir: &Path, fresh: &[PatchFile], on_disk: &[PatchFile]) -> Vec<Find
         }
     }
     out
+}
+
+/// A re-roll must say what changed: version 2 and up needs a
+/// `changelog.vN` entry in `[series]` or in one of the commits.
+pub fn changelog(m: &Manifest) -> Vec<Finding> {
+    let v = m.version;
+    let has = |cl: &[crate::manifest::Changes]| cl.iter().any(|c| c.version == v);
+    if v < 2 || has(&m.changelog) || m.commits.iter().any(|c| has(&c.changelog)) {
+        return Vec::new();
+    }
+    vec![Finding {
+        check: "changelog",
+        file: None,
+        message: format!(
+            "v{v} has no changelog: say what changed since v{} with `changelog.v{v} = [...]` \
+             in [series] or in the [[commit]]s that changed",
+            v - 1
+        ),
+    }]
 }
 
 /// Checks each patch's subject and Signed-off-by in the mbox text itself.

@@ -7,8 +7,10 @@ use std::path::{Path, PathBuf};
 
 use crate::fragment;
 use crate::mail::{self, FileStat, Summary};
-use crate::manifest::{Anchor, CommitSpec, Manifest, ManifestError, Op};
+use crate::maintainers::{self, Recipients};
+use crate::manifest::{Changes, CommitSpec, Manifest, ManifestError, Op};
 use crate::repo::{FileDiff, GitError, Ident, Repo, TreeEdit};
+use crate::sent::ARCHIVE_URL;
 
 /// What can go wrong while generating.
 #[derive(Debug, thiserror::Error)]
@@ -19,6 +21,26 @@ pub enum GenError {
     /// A git operation failed.
     #[error(transparent)]
     Git(#[from] GitError),
+    /// A tool kmm runs (`get_maintainer.pl`, `git range-diff`) failed.
+    #[error("{tool}: {message}")]
+    Tool {
+        /// The tool.
+        tool: String,
+        /// What went wrong and what to do.
+        message: String,
+    },
+    /// The previous version's patches, which a re-roll diffs against,
+    /// are missing or do not rebuild.
+    #[error("{}: {message}", dir.display())]
+    Previous {
+        /// `patches/vN` of the previous version.
+        dir: PathBuf,
+        /// What is wrong and what to do.
+        message: String,
+    },
+    /// A send record could not be read.
+    #[error(transparent)]
+    Sent(#[from] crate::sent::SentError),
     /// Writing the output failed.
     #[error("{path}: {what}: {source}")]
     Io {
@@ -155,13 +177,7 @@ fn apply_op(m: &Manifest, files: &mut Files<'_>, op: &Op, line: usize) -> Result
             if *drop_static {
                 texts = texts.iter().map(|t| kmm_csym::drop_static(t)).collect();
             }
-            let at = match anchor {
-                Anchor::End => kmm_csym::Anchor::End,
-                Anchor::After(s) => kmm_csym::Anchor::After(s.clone()),
-                Anchor::Before(s) => kmm_csym::Anchor::Before(s.clone()),
-                Anchor::AfterLine(s) => kmm_csym::Anchor::AfterLine(s.clone()),
-                Anchor::BeforeLine(s) => kmm_csym::Anchor::BeforeLine(s.clone()),
-            };
+            let at = anchor.clone();
             let new_dst = kmm_csym::insert(&dst, &texts, at)
                 .map_err(|e| fail(format!("move into {to}: {e}")))?;
             files.write(from, new_src, src_mode);
@@ -285,7 +301,14 @@ fn stats(diffs: &[FileDiff]) -> (Vec<FileStat>, Vec<Summary>) {
     (files, summary)
 }
 
-fn headers(m: &Manifest, id: &str, prefix: &str, subject: &str, eight_bit: bool) -> String {
+fn headers(
+    m: &Manifest,
+    id: &str,
+    prefix: &str,
+    subject: &str,
+    eight_bit: bool,
+    to: Option<&Recipients>,
+) -> String {
     let mut h = String::new();
     let _ = writeln!(h, "From {id} Mon Sep 17 00:00:00 2001");
     let _ = writeln!(h, "{}", mail::from_header(&m.author_name, &m.author_email));
@@ -294,8 +317,81 @@ fn headers(m: &Manifest, id: &str, prefix: &str, subject: &str, eight_bit: bool)
     if eight_bit {
         h.push_str("MIME-Version: 1.0\nContent-Type: text/plain; charset=UTF-8\nContent-Transfer-Encoding: 8bit\n");
     }
+    if let Some(r) = to {
+        h.push_str(&mail::address_header("To", &r.to));
+        h.push_str(&mail::address_header("Cc", &r.cc));
+    }
     h.push('\n');
     h
+}
+
+/// What earlier versions add to a re-roll's mails.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct History {
+    /// `git range-diff` of the previous version against this one, with
+    /// the previous version's number.
+    pub range_diff: Option<(u32, String)>,
+    /// The cover letters' Message-IDs of the versions sent so far.
+    pub sent_covers: BTreeMap<u32, String>,
+}
+
+fn push_items(out: &mut String, items: &[String], lead: &str) {
+    for item in items {
+        for (i, line) in item.lines().enumerate() {
+            let line = line.trim_end();
+            if i == 0 {
+                let _ = writeln!(out, "- {lead}{line}");
+            } else if line.is_empty() {
+                out.push('\n');
+            } else {
+                let _ = writeln!(out, "  {line}");
+            }
+        }
+    }
+}
+
+/// A patch's changelog, printed between `---` and the diffstat: one
+/// `Changes in vN:` paragraph per version, newest first.
+pub fn patch_changelog(changes: &[Changes]) -> String {
+    let mut out = String::new();
+    for c in changes {
+        let _ = writeln!(out, "Changes in v{}:", c.version);
+        push_items(&mut out, &c.items, "");
+        out.push('\n');
+    }
+    out
+}
+
+/// The cover letter's changelog: for each version from the newest down to
+/// 2, the series-wide entries, then each patch's entries as `Patch N:`,
+/// then a link to the previous version when it was sent.
+pub fn cover_changelog(m: &Manifest, history: &History) -> String {
+    let mut out = String::new();
+    for v in (2..=m.version).rev() {
+        let mut section = String::new();
+        let of = |cl: &[Changes]| -> Vec<String> {
+            cl.iter()
+                .filter(|c| c.version == v)
+                .flat_map(|c| c.items.clone())
+                .collect()
+        };
+        push_items(&mut section, &of(&m.changelog), "");
+        for (i, c) in m.commits.iter().enumerate() {
+            push_items(
+                &mut section,
+                &of(&c.changelog),
+                &format!("Patch {}: ", i + 1),
+            );
+        }
+        if let Some(id) = history.sent_covers.get(&(v - 1)) {
+            let id = id.trim_start_matches('<').trim_end_matches('>');
+            let _ = writeln!(section, "- Link to v{}: {ARCHIVE_URL}{id}", v - 1);
+        }
+        if !section.is_empty() {
+            let _ = write!(out, "Changes in v{v}:\n{section}\n");
+        }
+    }
+    out
 }
 
 fn check_text(m: &Manifest, c: &CommitSpec, diffs: &[FileDiff]) -> Result<(), GenError> {
@@ -310,45 +406,38 @@ fn check_text(m: &Manifest, c: &CommitSpec, diffs: &[FileDiff]) -> Result<(), Ge
     Ok(())
 }
 
-/// Renders the cover letter and the patches of already built commits.
+/// Renders the cover letter and the patches of already built commits, as
+/// a first version (no range-diff, no links to earlier versions).
 pub fn render(
     m: &Manifest,
     repo: &dyn Repo,
     base: &str,
     commits: &[GenCommit],
 ) -> Result<Vec<PatchFile>, GenError> {
+    render_with(m, repo, base, commits, &History::default())
+}
+
+/// Renders the cover letter and the patches of already built commits with
+/// what earlier versions add (changelog links, range-diff); runs
+/// `get_maintainer.pl` for the To:/Cc: headers when `[mail]` asks for it.
+pub fn render_with(
+    m: &Manifest,
+    repo: &dyn Repo,
+    base: &str,
+    commits: &[GenCommit],
+    history: &History,
+) -> Result<Vec<PatchFile>, GenError> {
     let total = commits.len();
     let prefix = m.prefix();
     let sig = format!("-- \n{}\n\n", m.signature);
-    let mut out = Vec::new();
-
+    let width = total.to_string().len();
     let base_tree = repo.tree_of(base)?;
-    let tip = commits.last().map_or(base, |c| c.id.as_str());
-    let tip_tree = commits.last().map_or(base_tree.clone(), |c| c.tree.clone());
-    let all = repo.diff(&base_tree, &tip_tree)?;
-    let (fs, sum) = stats(&all);
-    let subjects: Vec<String> = commits.iter().map(|c| c.subject.clone()).collect();
-    let body = m.body.trim();
-    let mut cover = headers(
-        m,
-        tip,
-        &format!("{prefix} {:0w$}/{total}", 0, w = total.to_string().len()),
-        &m.subject,
-        !body.is_ascii(),
-    );
-    if !body.is_empty() {
-        cover.push_str(body);
-        cover.push_str("\n\n");
-    }
-    cover.push_str(&mail::shortlog(&m.author_name, &subjects));
-    cover.push_str(&mail::diffstat(&fs, &sum));
-    let _ = write!(cover, "\n\nbase-commit: {base}\n{sig}");
-    out.push(PatchFile {
-        name: "0000-cover-letter.patch".into(),
-        text: cover,
-    });
+    let gm = maintainers::prepare(m, repo, &base_tree)?;
 
-    let mut parent_tree = base_tree;
+    // The patches first: the cover letter's To:/Cc: is their union.
+    let mut patches = Vec::new();
+    let mut all_to = Vec::new();
+    let mut parent_tree = base_tree.clone();
     for (i, (c, spec)) in commits.iter().zip(&m.commits).enumerate() {
         let diffs = repo.diff(&parent_tree, &c.tree)?;
         check_text(m, spec, &diffs)?;
@@ -356,27 +445,75 @@ pub fn render(
         let msg = spec.message();
         let rest = msg.split_once("\n\n").map_or("", |(_, r)| r).to_string();
         let n = i + 1;
-        let mut t = headers(
-            m,
-            &c.id,
-            &format!("{prefix} {n:0w$}/{total}", w = total.to_string().len()),
-            &c.subject,
-            !rest.is_ascii(),
-        );
-        t.push_str(&rest);
-        t.push_str("---\n");
-        t.push_str(&mail::diffstat(&fs, &sum));
-        t.push('\n');
+        let changes = patch_changelog(&spec.changelog);
+        let eight_bit = !rest.is_ascii() || !changes.is_ascii();
+        let mut body = rest;
+        body.push_str("---\n");
+        body.push_str(&changes);
+        body.push_str(&mail::diffstat(&fs, &sum));
+        body.push('\n');
         for d in &diffs {
-            t.push_str(&d.patch);
+            body.push_str(&d.patch);
         }
-        t.push_str(&sig);
-        out.push(PatchFile {
-            name: patch_file_name(n, &c.subject),
-            text: t,
-        });
+        body.push_str(&sig);
+        let subject_prefix = format!("{prefix} {n:0width$}/{total}");
+        let head =
+            |to: Option<&Recipients>| headers(m, &c.id, &subject_prefix, &c.subject, eight_bit, to);
+        let name = patch_file_name(n, &c.subject);
+        let text = match &m.mail {
+            None => format!("{}{body}", head(None)),
+            Some(mail) => {
+                let found = match &gm {
+                    Some(gm) => gm.recipients(&name, &format!("{}{body}", head(None)))?,
+                    None => Recipients::default(),
+                };
+                let r = maintainers::for_patch(mail, found, Some(spec));
+                let text = format!("{}{body}", head(Some(&r)));
+                all_to.push(r);
+                text
+            }
+        };
+        patches.push(PatchFile { name, text });
         parent_tree = c.tree.clone();
     }
+
+    let tip = commits.last().map_or(base, |c| c.id.as_str());
+    let tip_tree = commits.last().map_or(base_tree.clone(), |c| c.tree.clone());
+    let all = repo.diff(&base_tree, &tip_tree)?;
+    let (fs, sum) = stats(&all);
+    let subjects: Vec<String> = commits.iter().map(|c| c.subject.clone()).collect();
+    let body = m.body.trim();
+    let changelog = cover_changelog(m, history);
+    let cover_rcpt = m.mail.as_ref().map(|mail| {
+        let union = Recipients::union(&all_to);
+        // A series without patches still reaches [mail]'s addresses.
+        maintainers::for_patch(mail, union, None)
+    });
+    let mut cover = headers(
+        m,
+        tip,
+        &format!("{prefix} {:0width$}/{total}", 0),
+        &m.subject,
+        !body.is_ascii() || !changelog.is_ascii(),
+        cover_rcpt.as_ref(),
+    );
+    if !body.is_empty() {
+        cover.push_str(body);
+        cover.push_str("\n\n");
+    }
+    cover.push_str(&changelog);
+    cover.push_str(&mail::shortlog(&m.author_name, &subjects));
+    cover.push_str(&mail::diffstat(&fs, &sum));
+    cover.push('\n');
+    if let Some((v, rd)) = &history.range_diff {
+        let _ = write!(cover, "Range-diff against v{v}:\n{rd}");
+    }
+    let _ = write!(cover, "\nbase-commit: {base}\n{sig}");
+    let mut out = vec![PatchFile {
+        name: "0000-cover-letter.patch".into(),
+        text: cover,
+    }];
+    out.extend(patches);
     Ok(out)
 }
 

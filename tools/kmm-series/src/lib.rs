@@ -6,7 +6,11 @@
 //! repo file, apply a diff fragment, move C items with `kmm-csym`) on top
 //! of it with libgit2; [`generate::render`] prints the commits as
 //! `git format-patch --cover-letter --base` does; [`check`] proves the
-//! result with the real `git am` and `checkpatch.pl`.
+//! result with the real `git am` and `checkpatch.pl`. With `[mail]`,
+//! [`maintainers`] addresses each mail with the base tree's
+//! `get_maintainer.pl`; from v2 on, [`reroll`] rebuilds the previous,
+//! frozen version from its mails for the cover letter's range-diff, and
+//! [`sent`] holds what `kmm send` recorded.
 //!
 //! ```no_run
 //! use std::path::Path;
@@ -24,8 +28,11 @@ pub mod check;
 pub mod fragment;
 pub mod generate;
 pub mod mail;
+pub mod maintainers;
 pub mod manifest;
 pub mod repo;
+pub mod reroll;
+pub mod sent;
 
 use std::path::Path;
 
@@ -35,9 +42,13 @@ use manifest::Manifest;
 use repo::GitError;
 
 /// Builds the commits and renders the patch files, without writing them.
+///
+/// A re-roll (version 2 and up) rebuilds the previous version from its
+/// frozen `patches/vN` for the cover letter's range-diff.
 pub fn generate(m: &Manifest, base: &Base) -> Result<(Vec<GenCommit>, Vec<PatchFile>), GenError> {
     let commits = generate::build_commits(m, &base.repo, &base.commit)?;
-    let files = generate::render(m, &base.repo, &base.commit, &commits)?;
+    let history = reroll::history(m, base, &commits)?;
+    let files = generate::render_with(m, &base.repo, &base.commit, &commits, &history)?;
     Ok((commits, files))
 }
 

@@ -396,6 +396,22 @@ pub fn diffstat(files: &[FileStat], summary: &[Summary]) -> String {
     out
 }
 
+/// Formats a `To:` or `Cc:` header as `format-patch --to/--cc` does: one
+/// address a line, continuation lines indented by four spaces. Empty when
+/// there is no address.
+pub fn address_header(name: &str, addresses: &[impl std::fmt::Display]) -> String {
+    let mut out = String::new();
+    for (i, a) in addresses.iter().enumerate() {
+        if i == 0 {
+            let _ = write!(out, "{name}: {a}");
+        } else {
+            let _ = write!(out, "    {a}");
+        }
+        out.push_str(if i + 1 < addresses.len() { ",\n" } else { "\n" });
+    }
+    out
+}
+
 /// Renders the cover letter's shortlog: `Name (N):` then the wrapped
 /// subjects, as `git shortlog -w72,2,4` inside `format-patch`.
 pub fn shortlog(author: &str, subjects: &[String]) -> String {
@@ -430,6 +446,16 @@ mod tests {
             subject_header("PATCH", "KVM: Fix it"),
             "Subject: [PATCH] KVM: Fix it"
         );
+    }
+
+    #[test]
+    fn address_headers_fold_like_format_patch() {
+        assert_eq!(
+            address_header("To", &["Paolo Bonzini <pbonzini@redhat.com>", "b@x.org"]),
+            "To: Paolo Bonzini <pbonzini@redhat.com>,\n    b@x.org\n"
+        );
+        assert_eq!(address_header("Cc", &["c@x.org"]), "Cc: c@x.org\n");
+        assert_eq!(address_header("Cc", &[] as &[&str]), "");
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! (an unknown source file, a duplicate subject) names the manifest's
 //! `file:line` like a compiler would.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -53,11 +54,31 @@ impl Lines {
 struct RawManifest {
     series: RawSeries,
     base: BaseSpec,
+    mail: Option<Spanned<RawMail>>,
     #[serde(default)]
     checkpatch: Vec<Spanned<RawAllow>>,
     #[serde(default)]
     commit: Vec<Spanned<RawCommit>>,
 }
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMail {
+    #[serde(default = "default_true")]
+    get_maintainer: bool,
+    #[serde(default)]
+    to: Vec<Spanned<String>>,
+    #[serde(default)]
+    cc: Vec<Spanned<String>>,
+    #[serde(default)]
+    remove: Vec<Spanned<String>>,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+type RawChangelog = BTreeMap<String, Vec<Spanned<String>>>;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -71,6 +92,8 @@ struct RawSeries {
     date: Spanned<String>,
     #[serde(default = "default_signature")]
     signature: String,
+    #[serde(default)]
+    changelog: RawChangelog,
 }
 
 fn default_signature() -> String {
@@ -94,6 +117,14 @@ struct RawCommit {
     #[serde(default)]
     trailers: Vec<Spanned<String>>,
     #[serde(default)]
+    review: Vec<Spanned<String>>,
+    #[serde(default)]
+    to: Vec<Spanned<String>>,
+    #[serde(default)]
+    cc: Vec<Spanned<String>>,
+    #[serde(default)]
+    changelog: RawChangelog,
+    #[serde(default)]
     op: Vec<Spanned<RawOp>>,
 }
 
@@ -116,20 +147,9 @@ struct RawOp {
     path: Option<Spanned<String>>,
 }
 
-/// Where moved items go in the destination file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Anchor {
-    /// End of the file (before a closing include guard).
-    End,
-    /// After the named item.
-    After(String),
-    /// Before the named item.
-    Before(String),
-    /// After the line with exactly this text.
-    AfterLine(String),
-    /// Before the line with exactly this text.
-    BeforeLine(String),
-}
+/// Where moved items go in the destination file (the C item finder's
+/// anchor, used as is).
+pub use kmm_csym::Anchor;
 
 /// One step that builds a commit.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -175,6 +195,75 @@ pub struct LocatedOp {
     pub line: usize,
 }
 
+/// A mail address: `Name <email>` or a bare `email`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Address {
+    /// Display name, if any.
+    pub name: Option<String>,
+    /// The address itself.
+    pub email: String,
+}
+
+impl Address {
+    /// Parses `Name <email>` or a bare `email` (no spaces, one `@`).
+    pub fn parse(s: &str) -> Option<Address> {
+        let s = s.trim();
+        if s.contains('<') {
+            let (name, email) = parse_ident(s)?;
+            return Some(Address {
+                name: Some(name),
+                email,
+            });
+        }
+        let ok = s.matches('@').count() == 1
+            && !s.starts_with('@')
+            && !s.ends_with('@')
+            && !s.contains(|c: char| c.is_whitespace() || matches!(c, '>' | ',' | '"'));
+        ok.then(|| Address {
+            name: None,
+            email: s.to_string(),
+        })
+    }
+
+    /// The address compared case-insensitively, for de-duplication.
+    pub fn key(&self) -> String {
+        self.email.to_ascii_lowercase()
+    }
+}
+
+impl std::fmt::Display for Address {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.name {
+            Some(n) => write!(f, "{n} <{}>", self.email),
+            None => f.write_str(&self.email),
+        }
+    }
+}
+
+/// `[mail]`: who the series is addressed to.
+#[derive(Debug, Clone)]
+pub struct MailSpec {
+    /// Run the base tree's `scripts/get_maintainer.pl` on every patch.
+    pub get_maintainer: bool,
+    /// Added to the To: of every patch and of the cover letter.
+    pub to: Vec<Address>,
+    /// Added to the Cc: of every patch and of the cover letter.
+    pub cc: Vec<Address>,
+    /// Never addressed, whoever lists them (compared by address).
+    pub remove: Vec<Address>,
+    /// 1-based line of the `[mail]` table.
+    pub line: usize,
+}
+
+/// What changed in one version, for the changelogs of a re-roll.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Changes {
+    /// The version that made the changes (2 for "Changes in v2").
+    pub version: u32,
+    /// One entry per change, as written in series.toml.
+    pub items: Vec<String>,
+}
+
 /// One commit of the series.
 #[derive(Debug, Clone)]
 pub struct CommitSpec {
@@ -182,12 +271,19 @@ pub struct CommitSpec {
     pub subject: String,
     /// Body (paragraphs, without trailers).
     pub body: String,
-    /// Trailers, ending with the author's Signed-off-by.
+    /// Trailers, ending with the author's Signed-off-by; review trailers
+    /// (`review = [...]`) come right before it.
     pub trailers: Vec<String>,
     /// Operations in order.
     pub ops: Vec<LocatedOp>,
     /// 1-based line of the `[[commit]]` table.
     pub line: usize,
+    /// Added to this patch's To: (and the cover letter's).
+    pub to: Vec<Address>,
+    /// Added to this patch's Cc: (and the cover letter's).
+    pub cc: Vec<Address>,
+    /// This patch's changelog, newest version first.
+    pub changelog: Vec<Changes>,
 }
 
 impl CommitSpec {
@@ -247,6 +343,12 @@ pub struct Manifest {
     pub allow: Vec<Allow>,
     /// The commits, in order.
     pub commits: Vec<CommitSpec>,
+    /// `[mail]`; `None` when the table is absent (no To:/Cc: headers).
+    pub mail: Option<MailSpec>,
+    /// Series-wide changelog (`[series] changelog`), newest version first.
+    pub changelog: Vec<Changes>,
+    /// Byte range of the `version` value in the manifest text.
+    pub version_span: Range<usize>,
 }
 
 impl Manifest {
@@ -272,7 +374,15 @@ impl Manifest {
     pub fn branch(&self) -> String {
         format!("refs/heads/kmm/v{}", self.version)
     }
+
+    /// The directory of version `v`'s patches: `patches/vN`.
+    pub fn version_dir(&self, v: u32) -> PathBuf {
+        self.dir().join(format!("v{v}"))
+    }
 }
+
+/// The review trailers `review = [...]` accepts.
+pub const REVIEW_TRAILERS: [&str; 3] = ["Reviewed-by", "Acked-by", "Tested-by"];
 
 /// Splits `Name <email>`.
 pub fn parse_ident(s: &str) -> Option<(String, String)> {
@@ -340,6 +450,76 @@ pub fn parse(text: &str, path: &Path, root: &Path) -> Result<Manifest, ManifestE
     }
     check_subject(s.subject.get_ref(), false).map_err(|m| err(s.subject.span().start, m))?;
 
+    let version = *s.version.get_ref();
+    // Changelog errors point at the first entry, or at `at` (the table
+    // holding the changelog) for an empty list.
+    let changelog_of = |raw: &RawChangelog, at: usize| -> Result<Vec<Changes>, ManifestError> {
+        let mut out = Vec::new();
+        for (key, items) in raw {
+            let off = items.first().map_or(at, |i| i.span().start);
+            let v = key
+                .strip_prefix('v')
+                .and_then(|n| n.parse::<u32>().ok())
+                .filter(|n| (2..=version).contains(n))
+                .ok_or_else(|| {
+                    err(
+                        off,
+                        format!(
+                            "changelog key {key:?} must name a re-roll of this series, \
+                             v2..=v{version}; `kmm series reroll` moves to the next version"
+                        ),
+                    )
+                })?;
+            if items.is_empty() {
+                return Err(err(off, format!("changelog.{key} is empty")));
+            }
+            if let Some(i) = items.iter().find(|i| i.get_ref().trim().is_empty()) {
+                return Err(err(
+                    i.span().start,
+                    format!("changelog.{key} has an empty entry"),
+                ));
+            }
+            out.push(Changes {
+                version: v,
+                items: items
+                    .iter()
+                    .map(|i| i.get_ref().trim().to_string())
+                    .collect(),
+            });
+        }
+        out.sort_by_key(|c| std::cmp::Reverse(c.version));
+        Ok(out)
+    };
+    let addresses = |list: &[Spanned<String>], what: &str| -> Result<Vec<Address>, ManifestError> {
+        list.iter()
+            .map(|a| {
+                Address::parse(a.get_ref()).ok_or_else(|| {
+                    err(
+                        a.span().start,
+                        format!(
+                            "{what} address {:?} is neither `Name <email>` nor `email`",
+                            a.get_ref()
+                        ),
+                    )
+                })
+            })
+            .collect()
+    };
+    let mail = match &raw.mail {
+        None => None,
+        Some(mt) => {
+            let r = mt.get_ref();
+            Some(MailSpec {
+                get_maintainer: r.get_maintainer,
+                to: addresses(&r.to, "[mail] to")?,
+                cc: addresses(&r.cc, "[mail] cc")?,
+                remove: addresses(&r.remove, "[mail] remove")?,
+                line: lines.line(mt.span().start),
+            })
+        }
+    };
+    let series_changelog = changelog_of(&s.changelog, s.version.span().start)?;
+
     let sob = format!("Signed-off-by: {} <{}>", author_name, author_email);
     let mut seen = BTreeSet::new();
     let mut commits = Vec::new();
@@ -368,8 +548,50 @@ pub fn parse(text: &str, path: &Path, root: &Path) -> Result<Manifest, ManifestE
             }
             trailers.push(tv.clone());
         }
-        if !trailers.contains(&sob) {
-            trailers.push(sob.clone());
+        let mut review = Vec::new();
+        for t in &c.review {
+            let tv = t.get_ref().trim();
+            let ok = tv.split_once(": ").is_some_and(|(k, v)| {
+                REVIEW_TRAILERS.contains(&k) && parse_ident(v.trim()).is_some()
+            });
+            if !ok {
+                return Err(err(
+                    t.span().start,
+                    format!(
+                        "review trailer {tv:?} should read `Reviewed-by: Name <email>` \
+                         (or Acked-by, Tested-by)"
+                    ),
+                ));
+            }
+            if trailers.iter().chain(&review).any(|x| x == tv) {
+                return Err(err(
+                    t.span().start,
+                    format!("trailer {tv:?} is given twice"),
+                ));
+            }
+            review.push(tv.to_string());
+        }
+        match trailers.iter().position(|t| *t == sob) {
+            Some(at) => {
+                trailers.splice(at..at, review);
+            }
+            None => {
+                trailers.extend(review);
+                trailers.push(sob.clone());
+            }
+        }
+        let (to, cc) = (
+            addresses(&c.to, "commit to")?,
+            addresses(&c.cc, "commit cc")?,
+        );
+        if mail.is_none() && !(to.is_empty() && cc.is_empty()) {
+            return Err(err(
+                c.subject.span().start,
+                format!(
+                    "commit {subj:?} lists to/cc addresses but the manifest has no [mail] \
+                     table; add one (get_maintainer = false to use only the listed addresses)"
+                ),
+            ));
         }
         if c.op.is_empty() {
             return Err(err(
@@ -391,6 +613,9 @@ pub fn parse(text: &str, path: &Path, root: &Path) -> Result<Manifest, ManifestE
             trailers,
             ops,
             line,
+            to,
+            cc,
+            changelog: changelog_of(&c.changelog, c.subject.span().start)?,
         });
     }
     if commits.is_empty() {
@@ -432,6 +657,9 @@ pub fn parse(text: &str, path: &Path, root: &Path) -> Result<Manifest, ManifestE
         base: raw.base,
         allow,
         commits,
+        mail,
+        changelog: series_changelog,
+        version_span: s.version.span(),
     })
 }
 

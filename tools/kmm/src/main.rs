@@ -106,6 +106,36 @@ enum Cmd {
         #[arg(long)]
         jobs: Option<usize>,
     },
+    /// Mail the current version's patches with git send-email: a dry run
+    /// unless --confirm; refused when `kmm series check` finds problems or
+    /// the version was sent already (patches/sent/vN.toml).
+    ///
+    /// The SMTP server, sender identity and credentials come from your git
+    /// configuration (sendemail.*), as for git send-email run by hand.
+    Send {
+        /// The version to send (`v2` or `2`); only the current version of
+        /// series.toml can be sent.
+        #[arg(long, value_parser = parse_version)]
+        version: Option<u32>,
+        /// Really send. Without it, `git send-email --dry-run` shows every
+        /// message and recipient and nothing is sent or recorded.
+        #[arg(long)]
+        confirm: bool,
+        /// Send the cover letter in reply to this Message-ID.
+        #[arg(long, value_name = "MESSAGE-ID", conflicts_with = "reply_to_previous")]
+        in_reply_to: Option<String>,
+        /// Send the cover letter in reply to the previous version's cover
+        /// letter (its Message-ID from patches/sent/).
+        #[arg(long)]
+        reply_to_previous: bool,
+        /// A git setting for this send only, as `git -c KEY=VALUE
+        /// send-email` (repeatable), e.g. -c sendemail.identity=work.
+        #[arg(short = 'c', long = "config", value_name = "KEY=VALUE")]
+        config: Vec<String>,
+        /// Further git send-email options, after `--`.
+        #[arg(last = true, value_name = "SEND-EMAIL-ARGS")]
+        extra: Vec<String>,
+    },
     /// Parse a KTAP / kselftest TAP log and print the result tree.
     ///
     /// Exits 0 when no test failed, 1 when one did (or the log holds no
@@ -139,8 +169,22 @@ enum SeriesCmd {
         #[arg(long)]
         to: PathBuf,
     },
-    /// List the series' commits with their ids.
+    /// List the series' commits with their ids, To:/Cc: and send state.
     Status,
+    /// Start the next version (v2, v3, ...): freeze patches/vN as it is,
+    /// set `version = N+1` in series.toml and write patches/vN+1 with a
+    /// range-diff against vN.
+    Reroll,
+}
+
+/// Parses `--version v2` or `--version 2`.
+fn parse_version(s: &str) -> Result<u32, String> {
+    s.strip_prefix('v')
+        .unwrap_or(s)
+        .parse::<u32>()
+        .ok()
+        .filter(|v| *v > 0)
+        .ok_or_else(|| format!("{s:?} is not a version; write e.g. v2"))
 }
 
 fn find_repo(explicit: Option<PathBuf>) -> anyhow::Result<PathBuf> {
@@ -489,6 +533,28 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             jobs,
         } => build_cmd(&cli, commit, config, *jobs),
         Cmd::Parse { file, format } => parse_cmd(file.as_deref(), *format),
+        Cmd::Send {
+            version,
+            confirm,
+            in_reply_to,
+            reply_to_previous,
+            config,
+            extra,
+        } => {
+            let reply = match (in_reply_to, reply_to_previous) {
+                (Some(id), _) => kmm_send::Reply::To(id.clone()),
+                (None, true) => kmm_send::Reply::Previous,
+                (None, false) => kmm_send::Reply::None,
+            };
+            let opts = kmm_send::Options {
+                version: *version,
+                confirm: *confirm,
+                reply,
+                git_config: config.clone(),
+                extra_args: extra.clone(),
+            };
+            send_cmd(&cli, &opts)
+        }
         Cmd::Base { pin } => {
             let ctx = load(&cli)?;
             if *pin {
@@ -549,33 +615,118 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                     );
                     Ok(0)
                 }
-                SeriesCmd::Status => {
-                    let (commits, files) = kmm_series::generate(m, &b)?;
-                    let dir = m.out_dir();
-                    let on_disk = generate::read_dir(&dir).unwrap_or_default();
-                    let stale = check::stale(&dir, &files, &on_disk);
+                SeriesCmd::Status => series_status(m, &b),
+                SeriesCmd::Reroll => {
+                    let r = kmm_series::reroll::reroll(m, &b)?;
                     println!(
-                        "series v{}{}: {}",
-                        m.version,
-                        if m.rfc { " (RFC)" } else { "" },
-                        m.subject
+                        "re-rolled v{} as v{}: {} is frozen{}; series.toml is at version {}; \
+                         wrote {} ({} patches + cover letter)",
+                        r.from,
+                        r.to,
+                        m.out_dir().display(),
+                        if r.sent { " (sent)" } else { " (never sent)" },
+                        r.to,
+                        r.dir.display(),
+                        r.patches
                     );
-                    println!("base    {} {}", short(&b.commit), m.base.title());
-                    for (i, c) in commits.iter().enumerate() {
-                        println!("{:>4}    {} {}", i + 1, short(&c.id), c.subject);
-                    }
                     println!(
-                        "patches {}: {}",
-                        dir.display(),
-                        if stale.is_empty() {
-                            "up to date".to_string()
-                        } else {
-                            format!("stale ({} files differ)", stale.len())
-                        }
+                        "next: say what changed (changelog.v{} = [...] in [series] and in the \
+                         changed [[commit]]s), add review trailers (review = [...]), then \
+                         `kmm series generate` and `kmm series check`",
+                        r.to
                     );
                     Ok(0)
                 }
             }
+        }
+    }
+}
+
+fn series_status(m: &Manifest, b: &base::Base) -> anyhow::Result<u8> {
+    let (commits, files) = kmm_series::generate(m, b)?;
+    let dir = m.out_dir();
+    let on_disk = generate::read_dir(&dir).unwrap_or_default();
+    let stale = check::stale(&dir, &files, &on_disk);
+    println!(
+        "series v{}{}: {}",
+        m.version,
+        if m.rfc { " (RFC)" } else { "" },
+        m.subject
+    );
+    println!("base    {} {}", short(&b.commit), m.base.title());
+    let recipients = |n: usize| {
+        if m.mail.is_none() {
+            return;
+        }
+        let text = files.get(n).map_or("", |f| f.text.as_str());
+        for h in ["To", "Cc"] {
+            let v = check::header_value(text, h).unwrap_or_default();
+            let v = v.split_whitespace().collect::<Vec<_>>().join(" ");
+            println!("        {h}: {}", if v.is_empty() { "-" } else { &v });
+        }
+    };
+    if m.mail.is_some() {
+        println!("{:>4}    cover letter", 0);
+        recipients(0);
+    }
+    for (i, c) in commits.iter().enumerate() {
+        println!("{:>4}    {} {}", i + 1, short(&c.id), c.subject);
+        recipients(i + 1);
+    }
+    println!(
+        "patches {}: {}",
+        dir.display(),
+        if stale.is_empty() {
+            "up to date".to_string()
+        } else {
+            format!("stale ({} files differ)", stale.len())
+        }
+    );
+    for v in 1..=m.version {
+        let p = kmm_series::sent::path(m, v);
+        let state = match kmm_series::sent::read(&p)? {
+            None => "not sent".to_string(),
+            Some(r) => format!(
+                "{} {} ({}), cover letter {}",
+                if r.complete { "sent" } else { "PARTLY sent" },
+                r.date,
+                p.display(),
+                r.cover_id().unwrap_or("-")
+            ),
+        };
+        println!("sent    v{v}: {state}");
+    }
+    Ok(0)
+}
+
+fn send_cmd(cli: &Cli, opts: &kmm_send::Options) -> anyhow::Result<u8> {
+    let ctx = load(cli)?;
+    let b = provide(&ctx)?;
+    let outcome = kmm_send::send(&ctx.manifest, &b, opts, &mut |l| println!("{l}"))?;
+    match outcome {
+        kmm_send::Outcome::Refused(findings) => {
+            print_findings(&findings);
+            eprintln!(
+                "kmm: not sending: `kmm series check` found {} problem(s)",
+                findings.len()
+            );
+            Ok(EXIT_FINDINGS)
+        }
+        kmm_send::Outcome::DryRun(msgs) => {
+            println!(
+                "dry run: {} message(s) would be sent, nothing was; run again with --confirm to send",
+                msgs.len()
+            );
+            Ok(0)
+        }
+        kmm_send::Outcome::Sent { record, messages } => {
+            println!(
+                "sent {} message(s), thread {}; Message-IDs recorded in {}",
+                messages.len(),
+                messages.first().map_or("-", |l| l.message_id.as_str()),
+                record.display()
+            );
+            Ok(0)
         }
     }
 }
@@ -602,7 +753,20 @@ fn series_check(m: &Manifest, b: &base::Base) -> anyhow::Result<u8> {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => e.exit(),
+        Err(e) => {
+            // Usage errors are one line too, like every other error.
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or("bad arguments");
+            eprintln!(
+                "kmm: error: {}; see `kmm --help`",
+                first.trim_start_matches("error: ")
+            );
+            return ExitCode::from(EXIT_ERROR);
+        }
+    };
     // QEMU's orphaned children must be reaped by kmm, not by an init that
     // may not reap (containers).
     if let Err(e) = kmm_boot::qemu::become_subreaper() {

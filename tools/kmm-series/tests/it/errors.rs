@@ -5,7 +5,7 @@ use std::path::Path;
 use kmm_series::base::{self, BaseError, BaseSpec};
 use kmm_series::manifest;
 
-use super::{fixtures, make_base};
+use super::{copy_dir, fixtures, make_base};
 
 /// Copies the fixture repo to a temporary directory, applies `edit` to its
 /// series.toml and returns the directory.
@@ -23,19 +23,6 @@ fn edited_file(file: &str, edit: impl Fn(String) -> String) -> tempfile::TempDir
     assert_ne!(new, s, "the edit changed nothing");
     std::fs::write(&p, new).unwrap();
     dir
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let t = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &t);
-        } else {
-            std::fs::copy(e.path(), &t).unwrap();
-        }
-    }
 }
 
 fn line_of(text: &str, needle: &str) -> usize {
@@ -181,5 +168,80 @@ fn wrong_tarball_hash() {
     assert!(
         !cache.path().join("c").exists(),
         "nothing may be written on a bad hash"
+    );
+}
+
+#[test]
+fn mail_needs_get_maintainer_in_the_base() {
+    let d = edited(|s| s.replace("[base]", "[mail]\ncc = [\"list@example.org\"]\n\n[base]"));
+    let e = gen_err(d.path());
+    let line = line_of(&toml_of(d.path()), "[mail]");
+    assert!(
+        e.contains(&format!(
+            "series.toml:{line}: the base tree has no scripts/get_maintainer.pl"
+        )),
+        "{e}"
+    );
+}
+
+#[test]
+fn bad_addresses_are_located() {
+    let d = edited(|s| {
+        s.replace(
+            "[base]",
+            "[mail]\nget_maintainer = false\ncc = [\"Nobody <nowhere>\"]\n\n[base]",
+        )
+    });
+    let e = load_err(d.path());
+    let line = line_of(&toml_of(d.path()), "Nobody");
+    assert!(
+        e.contains(&format!(
+            "series.toml:{line}: [mail] cc address \"Nobody <nowhere>\""
+        )),
+        "{e}"
+    );
+    // Per-commit addresses need a [mail] table.
+    let d = edited(|s| {
+        s.replace(
+            "trailers = [\"Suggested-by",
+            "cc = [\"x@example.org\"]\ntrailers = [\"Suggested-by",
+        )
+    });
+    assert!(load_err(d.path()).contains("has no [mail]"));
+}
+
+#[test]
+fn changelogs_must_name_a_reroll() {
+    let d = edited(|s| {
+        s.replace(
+            "signature = \"kmm\"\n",
+            "signature = \"kmm\"\nchangelog.v2 = [\"Too early.\"]\n",
+        )
+    });
+    let e = load_err(d.path());
+    let line = line_of(&toml_of(d.path()), "Too early");
+    assert!(
+        e.contains(&format!(
+            "series.toml:{line}: changelog key \"v2\" must name a re-roll of this series, v2..=v1"
+        )),
+        "{e}"
+    );
+}
+
+#[test]
+fn review_trailers_are_checked() {
+    let d = edited(|s| {
+        s.replace(
+            "trailers = [\"Suggested-by",
+            "review = [\"Looks-good-to: me\"]\ntrailers = [\"Suggested-by",
+        )
+    });
+    let e = load_err(d.path());
+    let line = line_of(&toml_of(d.path()), "Looks-good-to");
+    assert!(
+        e.contains(&format!(
+            "series.toml:{line}: review trailer \"Looks-good-to: me\""
+        )),
+        "{e}"
     );
 }

@@ -148,3 +148,107 @@ fn write_dir_replaces_whole_directory() {
         .collect();
     assert_eq!(leftovers, vec![std::ffi::OsString::from("v1")]);
 }
+
+/// `git format-patch` of `base..tip` in the fixture kernel repository with
+/// the series' settings and `extra` options.
+fn real_format_patch(
+    kernel: &std::path::Path,
+    tip: &str,
+    description: &str,
+    extra: &[&str],
+) -> Vec<kmm_series::generate::PatchFile> {
+    git(kernel, &["branch", "-f", "series", tip]);
+    git(
+        kernel,
+        &["config", "branch.series.description", description],
+    );
+    let out = tempfile::tempdir().unwrap();
+    let st = Command::new("git")
+        .current_dir(kernel)
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_COMMITTER_DATE", "2026-11-25T09:00:00+00:00")
+        .args([
+            "-c",
+            "user.name=A. U. Thor",
+            "-c",
+            "user.email=author@example.org",
+            "-c",
+            "core.abbrev=12",
+            "format-patch",
+            "-q",
+            "--rfc",
+            "--cover-letter",
+            "--cover-from-description=subject",
+            "--base=base",
+            "--signature=kmm",
+        ])
+        .args(extra)
+        .arg("-o")
+        .arg(out.path())
+        .arg("base..series")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    kmm_series::generate::read_dir(out.path()).unwrap()
+}
+
+/// To:/Cc: headers and a re-roll's range-diff, against the real
+/// `git format-patch --to --cc --range-diff` on the same commits.
+#[test]
+fn recipients_and_range_diff_equal_git_format_patch() {
+    let mail = "[mail]\nget_maintainer = false\n\
+                to = [\"Maint Ainer <maint@example.org>\", \"list@example.org\"]\n\
+                cc = [\"Re Viewer <rv@example.org>\", \"LIST@example.org\"]\n\n[base]";
+    let repo = super::fixture_copy(|s| s.replace("[base]", mail));
+    let fx = make_base();
+    let kernel = fx.path();
+    let m1 = super::load_at(repo.path());
+    let (c1, f1) = kmm_series::generate(&m1, &fx.base).unwrap();
+    kmm_series::generate::write_dir(&m1.out_dir(), &f1).unwrap();
+    let recipients = [
+        "--to=Maint Ainer <maint@example.org>",
+        "--to=list@example.org",
+        "--cc=Re Viewer <rv@example.org>",
+    ];
+    let description = format!("{}\n\n{}", m1.subject, m1.body.trim());
+    let mut args = vec!["-v1"];
+    args.extend(recipients);
+    let theirs = real_format_patch(&kernel, &c1.last().unwrap().id, &description, &args);
+    assert_eq!(theirs.len(), f1.len());
+    for (ours, theirs) in f1.iter().zip(&theirs) {
+        similar_asserts(&theirs.text, &ours.text, &ours.name);
+    }
+
+    // v2: one commit message changes; the cover letter says so.
+    let p = repo.path().join("patches/series.toml");
+    let s = std::fs::read_to_string(&p).unwrap();
+    let s = s
+        .replace("version = 1\n", "version = 2\n")
+        .replace(
+            "signature = \"kmm\"\n",
+            "signature = \"kmm\"\nchangelog.v2 = [\"Say why the walk stops.\"]\n",
+        )
+        .replace("Stop there.", "Stop there, as the comment says.");
+    std::fs::write(&p, s).unwrap();
+    let m2 = super::load_at(repo.path());
+    let (c2, f2) = kmm_series::generate(&m2, &fx.base).unwrap();
+    assert_ne!(c1.last().unwrap().id, c2.last().unwrap().id);
+    assert!(
+        f2[0].text.contains("\nRange-diff against v1:\n"),
+        "{}",
+        f2[0].text
+    );
+    let description = format!(
+        "{}\n\n{}\n\nChanges in v2:\n- Say why the walk stops.",
+        m2.subject,
+        m2.body.trim()
+    );
+    let mut args = vec!["-v2", "--range-diff=base..kmm/v1"];
+    args.extend(recipients);
+    let theirs = real_format_patch(&kernel, &c2.last().unwrap().id, &description, &args);
+    assert_eq!(theirs.len(), f2.len());
+    for (ours, theirs) in f2.iter().zip(&theirs) {
+        similar_asserts(&theirs.text, &ours.text, &ours.name);
+    }
+}

@@ -6,6 +6,7 @@ mod base_import;
 mod errors;
 mod format_patch;
 mod real_series;
+mod reroll;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -60,6 +61,35 @@ fn make_base() -> Fixture {
 fn fixture_manifest() -> Manifest {
     let root = fixtures().join("repo");
     manifest::load(&root.join("patches/series.toml"), &root).unwrap()
+}
+
+/// Copies a directory tree.
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let t = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &t);
+        } else {
+            std::fs::copy(e.path(), &t).unwrap();
+        }
+    }
+}
+
+/// A writable copy of the fixture repo whose series.toml is `edit`ed.
+fn fixture_copy(edit: impl Fn(String) -> String) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&fixtures().join("repo"), dir.path());
+    let p = dir.path().join("patches/series.toml");
+    let s = std::fs::read_to_string(&p).unwrap();
+    std::fs::write(&p, edit(s)).unwrap();
+    dir
+}
+
+/// Loads the manifest of a repository copy.
+fn load_at(dir: &Path) -> Manifest {
+    manifest::load(&dir.join("patches/series.toml"), dir).unwrap()
 }
 
 /// Runs git with a clean configuration.

@@ -1,6 +1,8 @@
 //! The kmm binary: exit codes, one-line errors, nothing half-written.
 
 #![allow(clippy::unwrap_used, clippy::tests_outside_test_module)] // Integration tests: a failed unwrap is a failed assertion.
+mod send;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
