@@ -48,7 +48,19 @@ pub fn render(suite: &str, rows: &[Row]) -> String {
             r.seconds
         );
         if !r.failed {
-            s.push_str("/>\n");
+            match &r.flaky {
+                // The JUnit convention for a test that passed on a rerun.
+                Some(diff) => {
+                    s.push_str(">\n");
+                    let _ = writeln!(
+                        s,
+                        "      <flakyFailure message=\"first boot differed from the snapshot\">{}</flakyFailure>",
+                        escape(diff)
+                    );
+                    s.push_str("    </testcase>\n");
+                }
+                None => s.push_str("/>\n"),
+            }
             continue;
         }
         s.push_str(">\n");
@@ -99,6 +111,7 @@ mod tests {
             snapshot_diff: None,
             seconds: 1.5,
             first_ktap_secs: Some(1.2),
+            flaky: None,
             failed,
         }
     }
@@ -110,5 +123,16 @@ mod tests {
         assert!(x.contains("name=\"0001-KVM-x&lt;y\""));
         assert!(x.contains("<failure message=\"failed: kvm/x (fail)\">"));
         assert_eq!(x.matches("<testcase").count(), 2);
+    }
+
+    #[test]
+    fn flaky_passes_are_marked() {
+        let mut r = row(false);
+        r.flaky = Some("-x: pass\n+x: fail\n".into());
+        let x = render("kmm ci", &[r]);
+        assert!(x.contains("failures=\"0\""));
+        assert!(
+            x.contains("<flakyFailure message=\"first boot differed from the snapshot\">-x: pass")
+        );
     }
 }

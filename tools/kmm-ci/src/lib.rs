@@ -174,6 +174,9 @@ pub struct TestRun {
     pub snapshot_text: String,
     /// Comparison with the committed snapshot.
     pub snapshot: SnapshotStatus,
+    /// Set when the first boot's result differed from the snapshot and a
+    /// second boot matched it: the first run's diff.
+    pub flaky: Option<String>,
 }
 
 impl TestRun {
@@ -259,7 +262,54 @@ pub fn test_commit(
     cfg.boot_timeout = Duration::from_secs(180 + budget);
     cfg.stall_timeout = Some(Duration::from_secs(per_test + 60));
     let console = logs.join(format!("boot-{short}-{}-{}.log", spec.name, plan.name));
-    cfg.console_log = Some(console.clone());
+    let booted = boot_once(&cfg, &console, label, t0, progress)?;
+    let (mut boot, mut report, mut first_ktap) = booted;
+    let mut snapshot_text = snapshot_text(&boot, &report);
+    let path = setup.snapshot_path(&spec.name, &plan.name, label);
+    let mut snapshot = compare_snapshot(&path, &snapshot_text, setup.accept)?;
+    let mut flaky = None;
+    if let SnapshotStatus::Changed { diff, .. } = &snapshot {
+        // One retry, as nextest does: a result that differs from the
+        // snapshot only once is reported as flaky, not hidden.
+        let first_diff = diff.clone();
+        progress(&format!(
+            "{label}: result differs from the snapshot; booting once more"
+        ));
+        let retry_console = console.with_extension("retry.log");
+        let (b, r, f) = boot_once(&cfg, &retry_console, label, t0, progress)?;
+        let text = self::snapshot_text(&b, &r);
+        let again = compare_snapshot(&path, &text, false)?;
+        if again == SnapshotStatus::Matched {
+            flaky = Some(first_diff);
+            (boot, report, first_ktap, snapshot_text, snapshot) = (b, r, f, text, again);
+        }
+    }
+    Ok(TestRun {
+        label: label.into(),
+        commit: commit.into(),
+        built,
+        selftests_time,
+        boot,
+        first_ktap,
+        report,
+        snapshot_text,
+        snapshot,
+        flaky,
+    })
+}
+
+/// Boots once with `cfg`, the console going to `console`, parsing it as
+/// it streams. Returns the boot report, the KTAP report and the time to
+/// the first KTAP line.
+fn boot_once(
+    cfg: &QemuConfig,
+    console: &Path,
+    label: &str,
+    t0: Instant,
+    progress: &mut dyn FnMut(&str),
+) -> Result<(BootReport, ktap::Report, Option<Duration>)> {
+    let mut cfg = cfg.clone();
+    cfg.console_log = Some(console.to_path_buf());
     progress(&format!("{label}: boot ... console {}", console.display()));
     let mut parser = ktap::Parser::new();
     let boot_start = Instant::now();
@@ -281,21 +331,7 @@ pub fn test_commit(
         secs(first_ktap),
         t0.elapsed().as_secs_f64()
     ));
-
-    let snapshot_text = snapshot_text(&boot, &report);
-    let path = setup.snapshot_path(&spec.name, &plan.name, label);
-    let snapshot = compare_snapshot(&path, &snapshot_text, setup.accept)?;
-    Ok(TestRun {
-        label: label.into(),
-        commit: commit.into(),
-        built,
-        selftests_time,
-        boot,
-        first_ktap,
-        report,
-        snapshot_text,
-        snapshot,
-    })
+    Ok((boot, report, first_ktap))
 }
 
 /// Where the kernel's kselftest runner lives in the guest.
@@ -532,6 +568,8 @@ pub struct Row {
     pub snapshot: String,
     /// Snapshot diff, if changed.
     pub snapshot_diff: Option<String>,
+    /// The first boot's diff when only a retry matched the snapshot.
+    pub flaky: Option<String>,
     /// Seconds for build, selftests and boot.
     pub seconds: f64,
     /// Seconds from starting QEMU to the first KTAP line.
@@ -582,6 +620,7 @@ impl Row {
                 .collect(),
             snapshot,
             snapshot_diff,
+            flaky: run.flaky.clone(),
             seconds: (run.built.duration + run.selftests_time + run.boot.elapsed).as_secs_f64(),
             first_ktap_secs: run.first_ktap.map(|d| d.as_secs_f64()),
             failed,
@@ -604,6 +643,7 @@ impl Row {
             splats: vec![],
             snapshot: "-".into(),
             snapshot_diff: None,
+            flaky: None,
             seconds: 0.0,
             first_ktap_secs: None,
             failed: true,
@@ -660,6 +700,11 @@ pub fn render_table(rows: &[Row]) -> String {
         );
         if r.failed {
             let _ = writeln!(s, "    FAILED: {}", r.reason());
+        } else if r.flaky.is_some() {
+            let _ = writeln!(
+                s,
+                "    FLAKY: the first boot differed from the snapshot, the retry matched"
+            );
         }
     }
     s
