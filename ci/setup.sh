@@ -7,7 +7,7 @@
 # tests (aiosmtpd, b4). The Rust workspace itself needs Rust >= 1.85.
 set -eu
 
-pkgs="linux-source-6.1 git git-email libio-socket-ssl-perl libauthen-sasl-perl perl xz-utils cpio qemu-system-x86 busybox-static \
+pkgs="linux-source-6.1 python3-venv git git-email libio-socket-ssl-perl libauthen-sasl-perl perl xz-utils cpio qemu-system-x86 busybox-static \
 flex bison bc libelf-dev libssl-dev ccache make gcc binutils \
 rustc rust-src bindgen clang-14 lld-14 llvm-14 libclang-14-dev"
 
@@ -29,10 +29,14 @@ if [ -n "$missing" ]; then
 	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
 fi
 
-# kmm send's tests: a real SMTP server on 127.0.0.1 and b4.
-if ! python3 -c 'import aiosmtpd' >/dev/null 2>&1 || ! command -v b4 >/dev/null 2>&1; then
-	echo "ci/setup.sh: installing aiosmtpd and b4 from PyPI"
-	pip install --quiet aiosmtpd b4
+# kmm send's tests: a real SMTP server on 127.0.0.1 (aiosmtpd) and b4,
+# from PyPI into a venv, since Debian 12's pip refuses global installs
+# (PEP 668). ci/test.sh puts the venv's bin/ first on PATH.
+venv=${KMM_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/kmm/venv}
+if ! "$venv/bin/python3" -c 'import aiosmtpd' >/dev/null 2>&1 || [ ! -x "$venv/bin/b4" ]; then
+	echo "ci/setup.sh: installing aiosmtpd and b4 from PyPI into $venv"
+	python3 -m venv "$venv"
+	"$venv/bin/pip" install --quiet aiosmtpd b4
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then

@@ -7,6 +7,8 @@
 set -eu
 cd "$(dirname "$0")/.."
 sh ci/setup.sh
+PATH="${KMM_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/kmm/venv}/bin:$PATH"
+export PATH
 export INSTA_UPDATE=no
 # The KUnit parser corpus is read from the base tarball, not committed.
 sh tools/ktap/tests/fetch-kunit-corpus.sh
