@@ -72,6 +72,10 @@ pub struct PlanTest {
     /// Path of the binary under tools/testing/selftests/kvm
     /// (`x86_64/xen_shinfo_test`), as in kselftest-list.txt.
     pub name: String,
+    /// The series adds this test: at commits before it, where it was not
+    /// built, it is left out instead of being an error.
+    #[serde(default)]
+    pub added_by_series: bool,
 }
 
 /// A named list of KVM selftests (`selftests/plans/<name>.toml`), run in
@@ -85,12 +89,25 @@ pub struct Plan {
     pub timeout: Option<u32>,
     /// Tests in order.
     pub tests: Vec<PlanTest>,
+    /// Extra kernel command line words (`kvm.pfncache_inval=split`).
+    pub cmdline: Vec<String>,
+    /// Set when tests are meant to fail under this plan (a bug shown on
+    /// purpose), with the reason: failing tests then do not fail the run,
+    /// the snapshot alone is the assertion.
+    pub expect_failures: Option<String>,
+    /// Plans that `kmm ci` runs at the same commit after this one.
+    pub also: Vec<String>,
 }
 
 #[derive(Debug, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawPlan {
     timeout: Option<u32>,
+    #[serde(default)]
+    cmdline: Vec<String>,
+    expect_failures: Option<String>,
+    #[serde(default)]
+    also: Vec<String>,
     test: Vec<PlanTest>,
 }
 
@@ -117,10 +134,25 @@ pub fn load_plan(dir: &Path, name: &str) -> Result<Plan> {
         path: path.clone(),
         message: format!("malformed plan: {}", e.message()),
     })?;
+    if let Some(bad) = raw
+        .cmdline
+        .iter()
+        .find(|w| w.is_empty() || w.contains(char::is_whitespace))
+    {
+        return Err(CiError::Plan {
+            path,
+            message: format!(
+                "cmdline word {bad:?} is empty or has whitespace; give one word per entry"
+            ),
+        });
+    }
     Ok(Plan {
         name: name.into(),
         timeout: raw.timeout,
         tests: raw.test,
+        cmdline: raw.cmdline,
+        expect_failures: raw.expect_failures,
+        also: raw.also,
     })
 }
 
@@ -177,6 +209,10 @@ pub struct TestRun {
     /// Set when the first boot's result differed from the snapshot and a
     /// second boot matched it: the first run's diff.
     pub flaky: Option<String>,
+    /// The plan expects failing tests (see [`Plan::expect_failures`]).
+    pub expect_failures: bool,
+    /// Tests of the plan that the series adds later, left out here.
+    pub absent: Vec<String>,
 }
 
 impl TestRun {
@@ -185,9 +221,10 @@ impl TestRun {
         self.boot.is_clean()
     }
 
-    /// Whether any test failed (or none ran).
+    /// Whether any test failed (or none ran). Under a plan that expects
+    /// failures only an empty result counts.
     pub fn tests_failed(&self) -> bool {
-        self.report.failed() || self.report.tests.is_empty()
+        self.report.tests.is_empty() || (self.report.failed() && !self.expect_failures)
     }
 
     /// Whether the run as a whole failed.
@@ -251,10 +288,17 @@ pub fn test_commit(
         selftests_time.as_secs_f64()
     ));
 
-    let (image, per_test) = pack_initramfs(setup, &st, spec, plan)?;
+    let (image, per_test, absent) = pack_initramfs(setup, &st, spec, plan)?;
+    if !absent.is_empty() {
+        progress(&format!(
+            "{label}: not in the tree yet, left out: {}",
+            absent.join(", ")
+        ));
+    }
     let logs = setup.ws.root.join("logs");
     let mut cfg = QemuConfig::new(&built.bzimage);
     cfg.initrd = Some(image);
+    cfg.cmdline_extra.extend(plan.cmdline.iter().cloned());
     // The runner kills a test after `per_test` seconds; QEMU gets that for
     // every test plus boot time, and may be silent for one test's time.
     let per_test = u64::from(per_test);
@@ -295,6 +339,8 @@ pub fn test_commit(
         snapshot_text,
         snapshot,
         flaky,
+        expect_failures: plan.expect_failures.is_some(),
+        absent,
     })
 }
 
@@ -340,13 +386,14 @@ pub const GUEST_KSELFTEST: &str = "/kselftest";
 /// Packs busybox, coreutils `timeout`, the kernel's kselftest runner and
 /// the plan's KVM selftests into `<work>/initramfs-<config>.cpio`, with an
 /// /init that runs `run_kselftest.sh` on the plan. Returns the image and
-/// the per-test timeout the runner will apply.
+/// the per-test timeout the runner will apply and the tests left out
+/// because the series adds them later.
 fn pack_initramfs(
     setup: &Setup,
     selftests: &Path,
     spec: &ConfigSpec,
     plan: &Plan,
-) -> Result<(PathBuf, u32)> {
+) -> Result<(PathBuf, u32, Vec<String>)> {
     let tree = setup.ws.src().join("tools/testing/selftests");
     let mut initramfs = Initramfs::new();
     initramfs.add_busybox(Path::new(HOST_BUSYBOX))?;
@@ -373,8 +420,13 @@ fn pack_initramfs(
         format!("timeout={per_test}\n").into_bytes(),
     )?;
     let mut list = String::new();
+    let mut absent = Vec::new();
     for test in &plan.tests {
         let host = selftests.join(&test.name);
+        if !host.is_file() && test.added_by_series {
+            absent.push(test.name.clone());
+            continue;
+        }
         if !host.is_file() {
             return Err(CiError::MissingTest {
                 plan: plan.name.clone(),
@@ -398,7 +450,7 @@ fn pack_initramfs(
     )]))?;
     let image = setup.ws.root.join(format!("initramfs-{}.cpio", spec.name));
     initramfs.write_file(&image)?;
-    Ok((image, per_test))
+    Ok((image, per_test, absent))
 }
 
 /// The redacted, stable view of a run that snapshots hold.
@@ -679,17 +731,18 @@ pub fn render_table(rows: &[Row]) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "{:<44} {:<7} {:<6} {:<5} {:<12} {:<7} {:<7} {:<9} {:>6}",
-        "commit", "config", "build", "warn", "boot", "tests", "splats", "snapshot", "secs"
+        "{:<40} {:<7} {:<18} {:<6} {:<5} {:<12} {:<7} {:<7} {:<9} {:>6}",
+        "commit", "config", "plan", "build", "warn", "boot", "tests", "splats", "snapshot", "secs"
     );
     for r in rows {
         let mut label = r.label.clone();
-        label.truncate(44);
+        label.truncate(40);
         let _ = writeln!(
             s,
-            "{:<44} {:<7} {:<6} {:<5} {:<12} {:<7} {:<7} {:<9} {:>6.0}",
+            "{:<40} {:<7} {:<18} {:<6} {:<5} {:<12} {:<7} {:<7} {:<9} {:>6.0}",
             label,
             r.config,
+            r.plan,
             if r.build == "ok" { "ok" } else { "FAIL" },
             r.kvm_warnings,
             r.boot,
@@ -781,11 +834,51 @@ mod tests {
     }
 
     #[test]
+    fn plan_options_parse() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("p.toml"),
+            "cmdline = [\"kvm.x=1\", \"y\"]\nexpect_failures = \"shown on purpose\"\n\
+             also = [\"q\"]\n[[test]]\nname = \"a\"\nadded_by_series = true\n\
+             [[test]]\nname = \"b\"\n",
+        )
+        .unwrap();
+        let p = load_plan(dir.path(), "p").unwrap();
+        assert_eq!(p.cmdline, ["kvm.x=1", "y"]);
+        assert_eq!(p.expect_failures.as_deref(), Some("shown on purpose"));
+        assert_eq!(p.also, ["q"]);
+        assert!(p.tests[0].added_by_series);
+        assert!(!p.tests[1].added_by_series);
+        // One word per entry: the words are joined with spaces.
+        std::fs::write(
+            dir.path().join("r.toml"),
+            "cmdline = [\"a b\"]\n[[test]]\nname = \"a\"\n",
+        )
+        .unwrap();
+        let e = load_plan(dir.path(), "r").unwrap_err().to_string();
+        assert!(e.contains("r.toml: cmdline word \"a b\""), "{e}");
+    }
+
+    #[test]
     fn repo_plans_parse() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../selftests/plans");
-        for name in ["commit", "tip"] {
+        let mut names: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .filter_map(|e| {
+                let n = e.file_name().to_string_lossy().into_owned();
+                n.strip_suffix(".toml").map(str::to_owned)
+            })
+            .collect();
+        names.sort();
+        assert!(names.contains(&"commit".to_string()) && names.contains(&"tip".to_string()));
+        for name in &names {
             let p = load_plan(&dir, name).unwrap();
-            assert!(!p.tests.is_empty());
+            assert!(!p.tests.is_empty(), "{name}");
+            // Every `also` plan exists.
+            for other in &p.also {
+                assert!(names.contains(other), "{name}: unknown plan {other}");
+            }
         }
     }
 }

@@ -432,6 +432,13 @@ fn ci_cmd(
     let plans = root.join("selftests/plans");
     let commit_plan = kmm_ci::load_plan(&plans, commit_plan)?;
     let tip_plan = kmm_ci::load_plan(&plans, tip_plan)?;
+    // A plan's `also` plans run at the same commit, after it.
+    let mut extra = std::collections::BTreeMap::new();
+    for name in commit_plan.also.iter().chain(&tip_plan.also) {
+        if !extra.contains_key(name) {
+            extra.insert(name.clone(), kmm_ci::load_plan(&plans, name)?);
+        }
+    }
     let spec = kmm_build::config_spec(&root.join("ci/configs"), config)?;
     let setup = kmm_ci::Setup {
         ws: workspace(&ctx, &b, jobs),
@@ -443,29 +450,42 @@ fn ci_cmd(
     let mut expected = Vec::new();
     let mut prev_warnings: Option<Vec<kmm_build::Warning>> = None;
     for (i, (label, id)) in all.iter().enumerate() {
-        let plan = if i + 1 == all.len() {
+        let main_plan = if i + 1 == all.len() {
             &tip_plan
         } else {
             &commit_plan
         };
-        expected.push(setup.snapshot_file(config, &plan.name, label));
-        match kmm_ci::test_commit(&setup, label, id, &spec, plan, &mut progress) {
-            Ok(run) => {
-                let row = kmm_ci::Row::from_run(&run, &plan.name, prev_warnings.as_deref());
-                progress(&format!(
-                    "{label}: {}",
-                    if row.failed {
-                        format!("FAILED: {}", row.reason())
+        let plans_here =
+            std::iter::once(main_plan).chain(main_plan.also.iter().filter_map(|n| extra.get(n)));
+        for (j, plan) in plans_here.enumerate() {
+            expected.push(setup.snapshot_file(config, &plan.name, label));
+            match kmm_ci::test_commit(&setup, label, id, &spec, plan, &mut progress) {
+                Ok(run) => {
+                    // New warnings are the main plan's business; the build is
+                    // the same for the others.
+                    let prev = if j == 0 {
+                        prev_warnings.as_deref()
                     } else {
-                        "ok".into()
+                        None
+                    };
+                    let row = kmm_ci::Row::from_run(&run, &plan.name, prev);
+                    progress(&format!(
+                        "{label}: {}",
+                        if row.failed {
+                            format!("FAILED: {}", row.reason())
+                        } else {
+                            "ok".into()
+                        }
+                    ));
+                    if j == 0 {
+                        prev_warnings = Some(run.built.kvm_warnings.clone());
                     }
-                ));
-                prev_warnings = Some(run.built.kvm_warnings.clone());
-                rows.push(row);
-            }
-            Err(e) => {
-                progress(&format!("{label}: FAILED: {e}"));
-                rows.push(kmm_ci::Row::from_error(label, id, config, &plan.name, &e));
+                    rows.push(row);
+                }
+                Err(e) => {
+                    progress(&format!("{label}: FAILED: {e}"));
+                    rows.push(kmm_ci::Row::from_error(label, id, config, &plan.name, &e));
+                }
             }
         }
     }
