@@ -26,3 +26,7 @@ cargo build --release --quiet -p kmm
 # The Rust-for-Linux build of the series tip (LLVM=-14, rustc 1.63), whose
 # kvm_mm KUnit suite checks the Rust policy against the C one in-kernel.
 ./target/release/kmm test --commit tip --config rust --plan commit
+# The same selftest under the policies that the Rust classifier decides
+# differently from "start".
+./target/release/kmm test --commit tip --config rust --plan pfncache-split
+./target/release/kmm test --commit tip --config rust --plan pfncache-range-only
