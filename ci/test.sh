@@ -23,10 +23,8 @@ cargo clippy --manifest-path kvm-mm/Cargo.toml --all-targets --quiet -- -D warni
 sh kvm-mm/check-rustc-1.63.sh
 cargo build --release --quiet -p kmm
 ./target/release/kmm ci --junit target/kmm-ci-junit.xml
-# The Rust-for-Linux build of the series tip (LLVM=-14, rustc 1.63), whose
-# kvm_mm KUnit suite checks the Rust policy against the C one in-kernel.
-./target/release/kmm test --commit tip --config rust --plan commit
-# The same selftest under the policies that the Rust classifier decides
-# differently from "start".
-./target/release/kmm test --commit tip --config rust --plan pfncache-split
-./target/release/kmm test --commit tip --config rust --plan pfncache-range-only
+# The Rust-for-Linux build (LLVM=-14, rustc 1.63) at every commit that
+# touches Rust and at the tip, where the kvm_mm KUnit suite checks the Rust
+# policy against the C one in-kernel and the tip's policy plans run with
+# the Rust classifier deciding.
+./target/release/kmm ci --config rust --touching '*.rs' --junit target/kmm-ci-rust-junit.xml

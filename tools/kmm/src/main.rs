@@ -93,6 +93,12 @@ enum Cmd {
         /// Plan for the series tip.
         #[arg(long, default_value = "tip")]
         tip_plan: String,
+        /// Only the commits whose diff touches a path matching this
+        /// pattern (`*` and `?` wildcards, matched against the whole path
+        /// or its file name), plus the tip; repeatable. E.g. `--config
+        /// rust --touching '*.rs'`.
+        #[arg(long, value_name = "PATTERN")]
+        touching: Vec<String>,
         /// Output format of the matrix.
         #[arg(long, value_enum, default_value_t = Format::Human)]
         format: Format,
@@ -356,6 +362,25 @@ fn labelled(b: &base::Base, commits: &[generate::GenCommit]) -> Vec<(String, Str
     v
 }
 
+/// Whether `path` matches `pattern`, a glob with `*` (any run of
+/// characters, `/` included) and `?` (one character), tried against the
+/// whole path and against its file name.
+fn path_matches(pattern: &str, path: &str) -> bool {
+    fn glob(p: &[char], s: &[char]) -> bool {
+        match p.split_first() {
+            None => s.is_empty(),
+            Some(('*', rest)) => (0..=s.len()).any(|i| glob(rest, &s[i..])),
+            Some(('?', rest)) => !s.is_empty() && glob(rest, &s[1..]),
+            Some((c, rest)) => s.first() == Some(c) && glob(rest, &s[1..]),
+        }
+    }
+    let p: Vec<char> = pattern.chars().collect();
+    let name = path.rsplit('/').next().unwrap_or(path);
+    [path, name]
+        .iter()
+        .any(|x| glob(&p, &x.chars().collect::<Vec<_>>()))
+}
+
 fn progress(line: &str) {
     eprintln!("kmm: {line}");
 }
@@ -419,6 +444,7 @@ fn ci_cmd(
     config: &str,
     commit_plan: &str,
     tip_plan: &str,
+    touching: &[String],
     format: Format,
     junit: Option<&Path>,
     accept: bool,
@@ -445,7 +471,30 @@ fn ci_cmd(
         repo_root: root,
         accept,
     };
-    let all = labelled(&b, &commits);
+    let mut all = labelled(&b, &commits);
+    if !touching.is_empty() {
+        let mut keep = Vec::new();
+        let mut parent_tree = b.tree.clone();
+        for (i, c) in commits.iter().enumerate() {
+            let paths = kmm_series::repo::Repo::diff(&b.repo, &parent_tree, &c.tree)?;
+            let hit = paths
+                .iter()
+                .any(|d| touching.iter().any(|p| path_matches(p, &d.path)));
+            if hit || i + 1 == commits.len() {
+                keep.push(all[i + 1].clone());
+            }
+            parent_tree = c.tree.clone();
+        }
+        progress(&format!(
+            "touching {}: {}",
+            touching.join(", "),
+            keep.iter()
+                .map(|(l, _)| l.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+        all = keep;
+    }
     let mut rows = Vec::new();
     let mut expected = Vec::new();
     let mut prev_warnings: Option<Vec<kmm_build::Warning>> = None;
@@ -533,6 +582,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             config,
             commit_plan,
             tip_plan,
+            touching,
             format,
             junit,
             accept,
@@ -542,6 +592,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             config,
             commit_plan,
             tip_plan,
+            touching,
             *format,
             junit.as_deref(),
             *accept,
@@ -798,5 +849,20 @@ fn main() -> ExitCode {
             eprintln!("kmm: error: {e:#}");
             ExitCode::from(EXIT_ERROR)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::path_matches;
+
+    #[test]
+    fn touching_patterns() {
+        assert!(path_matches("*.rs", "virt/kvm/kvm_mm_rs.rs"));
+        assert!(path_matches("virt/kvm/*", "virt/kvm/kvm_mm.c"));
+        assert!(path_matches("kvm_mm_?s.rs", "virt/kvm/kvm_mm_rs.rs"));
+        assert!(!path_matches("*.rs", "virt/kvm/kvm_mm.c"));
+        assert!(!path_matches("kvm_mm.c", "virt/kvm/kvm_mm.c.orig"));
+        assert!(!path_matches("virt/*.h", "include/linux/virt/x.c"));
     }
 }
