@@ -27,4 +27,4 @@ cargo build --release --quiet -p kmm
 # touches Rust and at the tip, where the kvm_mm KUnit suite checks the Rust
 # policy against the C one in-kernel and the tip's policy plans run with
 # the Rust classifier deciding.
-./target/release/kmm ci --config rust --touching '*.rs' --junit target/kmm-ci-rust-junit.xml
+./target/release/kmm ci --config rust --touching '*.rs' --tip-plan rust-tip --junit target/kmm-ci-rust-junit.xml
