@@ -6,6 +6,7 @@
 # toolchain for Rust-for-Linux; from PyPI, the real clients of kmm send's
 # tests (aiosmtpd, b4). The Rust workspace itself needs Rust >= 1.85.
 set -eu
+cd "$(dirname "$0")/.."
 
 pkgs="linux-source-6.1 python3-venv git git-email libio-socket-ssl-perl libauthen-sasl-perl perl xz-utils cpio qemu-system-x86 busybox-static \
 flex bison bc libelf-dev libssl-dev ccache make gcc binutils \
@@ -27,6 +28,35 @@ if [ -n "$missing" ]; then
 	$SUDO apt-get update -qq
 	# shellcheck disable=SC2086
 	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi
+
+# The base tarball must be the exact upload that patches/series.toml pins
+# ([base] version and sha256): a newer Debian upload (a security update of
+# the same 6.1.192) is a different tarball and so a different base commit.
+pinned=$(sed -n '/^\[base\]/,/^\[/s/^version = "\(.*\)"/\1/p' patches/series.toml)
+have=$(dpkg-query -W -f='${Version}' linux-source-6.1 2>/dev/null || true)
+if [ -n "$pinned" ] && [ "$have" != "$pinned" ]; then
+	echo "ci/setup.sh: installing linux-source-6.1=$pinned (series.toml's base; found ${have:-none})"
+	if [ "$(id -u)" -ne 0 ]; then
+		SUDO=sudo
+	else
+		SUDO=
+	fi
+	if ! DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+		--allow-downgrades "linux-source-6.1=$pinned" >/dev/null; then
+		# Gone from the mirrors: fetch the same .deb from snapshot.debian.org.
+		deb="linux-source-6.1_${pinned}_all.deb"
+		tmp=$(mktemp -d)
+		hash=$(curl -fsSL "https://snapshot.debian.org/mr/binary/linux-source-6.1/$pinned/binfiles" |
+			python3 -c 'import json,sys; print(json.load(sys.stdin)["result"][0]["hash"])') &&
+			curl -fsSL -o "$tmp/$deb" "https://snapshot.debian.org/file/$hash" &&
+			$SUDO dpkg -i "$tmp/$deb" >/dev/null || {
+			rm -rf "$tmp"
+			echo "ci/setup.sh: cannot install linux-source-6.1=$pinned from apt or snapshot.debian.org; install it by hand or re-pin [base] in patches/series.toml (kmm base --pin)" >&2
+			exit 2
+		}
+		rm -rf "$tmp"
+	fi
 fi
 
 # kmm send's tests: a real SMTP server on 127.0.0.1 (aiosmtpd) and b4,
