@@ -248,15 +248,24 @@ pub fn provide(spec: &BaseSpec, cache_dir: &Path) -> Result<Base> {
             ),
         });
     }
-    let tmp_path = tmp.keep();
-    std::fs::rename(&tmp_path, &path).map_err(|source| BaseError::Io {
-        path: path.clone(),
-        what: "move the imported repository into place",
-        source,
-    })?;
-    let mut base = open_cached(spec, &path)?;
-    base.imported = Some(stats);
-    Ok(base)
+    match std::fs::rename(tmp.path(), &path) {
+        Ok(()) => {
+            // Renamed away: nothing is left for the guard to delete.
+            let _ = tmp.keep();
+            let mut base = open_cached(spec, &path)?;
+            base.imported = Some(stats);
+            Ok(base)
+        }
+        // Another kmm (a parallel test, a second terminal) imported the
+        // same tarball first: its cache is as good as ours once verified,
+        // and the guard deletes our copy.
+        Err(_) if path.is_dir() => open_cached(spec, &path),
+        Err(source) => Err(BaseError::Io {
+            path: path.clone(),
+            what: "move the imported repository into place",
+            source,
+        }),
+    }
 }
 
 fn open_cached(spec: &BaseSpec, path: &Path) -> Result<Base> {
