@@ -2,13 +2,14 @@
 # Installs what kmm needs on Debian 12 (bookworm), idempotently: the base
 # kernel tarball, git/perl for `git am` and checkpatch, git send-email with
 # the perl modules for SMTP over TLS with authentication (kmm send), QEMU
-# and busybox for boots, the kernel build tools, and Debian's rustc 1.63
+# and busybox for boots, the kernel build tools (rsync for 6.1's
+# headers_install, which the selftest build needs), and Debian's rustc 1.63
 # toolchain for Rust-for-Linux; from PyPI, the real clients of kmm send's
 # tests (aiosmtpd, b4). The Rust workspace itself needs Rust >= 1.85.
 set -eu
 cd "$(dirname "$0")/.."
 
-pkgs="linux-source-6.1 python3-venv git git-email libio-socket-ssl-perl libauthen-sasl-perl perl xz-utils cpio qemu-system-x86 busybox-static \
+pkgs="linux-source-6.1 python3-venv rsync git git-email libio-socket-ssl-perl libauthen-sasl-perl perl xz-utils cpio qemu-system-x86 busybox-static \
 flex bison bc libelf-dev libssl-dev ccache make gcc binutils \
 rustc rust-src bindgen clang-14 lld-14 llvm-14 libclang-14-dev"
 

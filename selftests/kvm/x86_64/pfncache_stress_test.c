@@ -1,0 +1,609 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * pfncache_stress_test: gfn_to_pfn cache invalidation under concurrency,
+ * and what an MMU notifier event costs when the VM has many caches.
+ *
+ * Default mode: a vCPU runs, a sender thread sends Xen event channel
+ * notifications through the shared_info cache as fast as it can, a noise
+ * thread changes the protection of a page outside guest memory, and the
+ * main thread mutates the memfd page behind the cache: mprotect(), munmap(),
+ * mremap(), MADV_DONTNEED, clear_refs and memslot delete/re-add, in rounds.
+ * The sender tags each send with the phase it started in, so every send is
+ * checked against the mapping that was in place for its whole duration:
+ *  - a send that started while the memslot had no writable mapping of the
+ *    page must fail and must not reach the page (seen through an alias
+ *    mapping of the memfd that is never changed);
+ *  - once a mapping is back, a send that succeeded must be in the page, and
+ *    after clear_refs it must have made the page soft-dirty;
+ *  - no send may take longer than SEND_TIMEOUT_MS (no livelock).
+ * It prints the sends by outcome, the slowest send and the per-VM
+ * pfncache stats, i.e. the invalidations by hook and the refresh retries.
+ *
+ * -c mode measures instead of testing: the cost of mprotect() of a page
+ * outside guest memory, without and then with many active caches (Xen
+ * vcpu_info and vcpu_time_info and the kvmclock page of -v vCPUs). It runs
+ * on kernels without the series too, to compare.
+ */
+#define _GNU_SOURCE /* memfd_create(), mremap() */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <asm/kvm_para.h>
+#include <linux/bits.h>
+#include <linux/compiler.h>
+
+#include "test_util.h"
+#include "kvm_util.h"
+#include "processor.h"
+
+#define SHMEM_SLOT		10
+#define SHMEM_GPA		0xc0000000ULL
+#define SHMEM_PAGES		2
+#define SHINFO_PAGE		0
+#define VCPU_INFO_PAGE		1
+
+#define XEN_HYPERCALL_MSR	0x40000000
+#define EVTCHN_PORT		1
+/* 64-bit struct shared_info: 32 vcpu_info of 64 bytes, then the bitmap. */
+#define EVTCHN_PENDING_OFFSET	(32 * 64)
+#define PM_SOFT_DIRTY		BIT_ULL(55)
+
+#define SEND_TIMEOUT_MS		5000
+#define DEFAULT_ROUNDS		20
+
+/* What the memslot maps at the shared_info gfn while a send runs. */
+enum phase {
+	PHASE_RW,		/* the page, writable */
+	PHASE_NO_WRITE,		/* read-only, unmapped, moved away or no slot */
+	PHASE_SOFT_DIRTY,	/* the page, writable, soft-dirty cleared */
+	PHASE_CHANGING,		/* a mutation is running: nothing to check */
+};
+
+struct stress {
+	struct kvm_vm *vm;
+	struct kvm_vcpu *vcpu;
+	size_t page_size;
+	int memfd;
+	uint8_t *shmem;
+	uint8_t *alias;
+	uint8_t *noise;		/* outside guest memory */
+	uint8_t *spare;		/* mremap() target */
+
+	/* Written by the main thread, read by the others. */
+	int phase;
+	unsigned int epoch;	/* bumped at every mutation */
+	bool stop;
+
+	/* Written by the sender. */
+	unsigned long sends_ok, sends_efault, sends_other;
+	unsigned long violations;
+	uint64_t slowest_ns;
+	unsigned int ok_epoch;	/* epoch of the last send that succeeded */
+	char violation[160];
+};
+
+static void guest_code(void)
+{
+	for (;;)
+		GUEST_SYNC(0);
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+}
+
+static unsigned long *pending_word(uint8_t *page)
+{
+	return (unsigned long *)(page + EVTCHN_PENDING_OFFSET);
+}
+
+static bool port_pending(uint8_t *page)
+{
+	return READ_ONCE(*pending_word(page)) & BIT(EVTCHN_PORT);
+}
+
+static void clear_port(uint8_t *page)
+{
+	__atomic_fetch_and(pending_word(page), ~BIT(EVTCHN_PORT),
+			   __ATOMIC_SEQ_CST);
+}
+
+static int evtchn_send(struct kvm_vm *vm, struct kvm_vcpu *vcpu)
+{
+	struct kvm_irq_routing_xen_evtchn e = {
+		.port = EVTCHN_PORT,
+		.vcpu = vcpu->id,
+		.priority = KVM_IRQ_ROUTING_XEN_EVTCHN_PRIO_2LEVEL,
+	};
+
+	return __vm_ioctl(vm, KVM_XEN_HVM_EVTCHN_SEND, &e) ? errno : 0;
+}
+
+static void xen_setup(struct kvm_vm *vm, uint64_t shinfo_gpa)
+{
+	struct kvm_xen_hvm_config hvmc = {
+		.flags = KVM_XEN_HVM_CONFIG_INTERCEPT_HCALL |
+			 KVM_XEN_HVM_CONFIG_EVTCHN_SEND,
+		.msr = XEN_HYPERCALL_MSR,
+	};
+	struct kvm_xen_hvm_attr lm = {
+		.type = KVM_XEN_ATTR_TYPE_LONG_MODE,
+		.u.long_mode = 1,
+	};
+	struct kvm_xen_hvm_attr si = {
+		.type = KVM_XEN_ATTR_TYPE_SHARED_INFO,
+		.u.shared_info.gfn = shinfo_gpa / getpagesize(),
+	};
+
+	vm_ioctl(vm, KVM_XEN_HVM_CONFIG, &hvmc);
+	vm_ioctl(vm, KVM_XEN_HVM_SET_ATTR, &lm);
+	vm_ioctl(vm, KVM_XEN_HVM_SET_ATTR, &si);
+}
+
+static void set_vcpu_gpa(struct kvm_vcpu *vcpu, uint16_t type, uint64_t gpa)
+{
+	struct kvm_xen_vcpu_attr a = { .type = type, .u.gpa = gpa };
+
+	vcpu_ioctl(vcpu, KVM_XEN_VCPU_SET_ATTR, &a);
+}
+
+/* A pfncache stat, or -1 on a kernel that does not have it. */
+static long pfncache_stat(struct kvm_vm *vm, const char *name)
+{
+	uint64_t v = UINT64_MAX;
+
+	__vm_get_stat(vm, name, &v, 1);
+	return v == UINT64_MAX ? -1 : (long)v;
+}
+
+static void print_stats(struct kvm_vm *vm)
+{
+	ksft_print_msg("pfncache stats: inval_start=%ld inval_range=%ld retries=%ld\n",
+		       pfncache_stat(vm, "pfncache_inval_start"),
+		       pfncache_stat(vm, "pfncache_inval_range"),
+		       pfncache_stat(vm, "pfncache_refresh_retries"));
+}
+
+static void print_policy(void)
+{
+	char buf[32] = "start (no such parameter)\n";
+	int fd = open("/sys/module/kvm/parameters/pfncache_inval", O_RDONLY);
+
+	if (fd >= 0) {
+		ssize_t n = read(fd, buf, sizeof(buf) - 1);
+
+		buf[n > 0 ? n : 0] = '\0';
+		close(fd);
+	}
+	ksft_print_msg("kvm.pfncache_inval=%s", buf);
+}
+
+static void *vcpu_thread(void *arg)
+{
+	struct stress *s = arg;
+	struct ucall uc;
+
+	while (!READ_ONCE(s->stop)) {
+		vcpu_run(s->vcpu);
+		TEST_ASSERT(get_ucall(s->vcpu, &uc) == UCALL_SYNC,
+			    "unexpected exit %u from the guest", s->vcpu->run->exit_reason);
+	}
+	return NULL;
+}
+
+static void *noise_thread(void *arg)
+{
+	struct stress *s = arg;
+	int prot = PROT_READ;
+
+	while (!READ_ONCE(s->stop)) {
+		TEST_ASSERT(!mprotect(s->noise, s->page_size, prot),
+			    "noise mprotect failed");
+		/* Keep the PTE present, so that every mprotect() notifies. */
+		if (prot & PROT_WRITE)
+			WRITE_ONCE(*s->noise, 1);
+		prot ^= PROT_WRITE;
+	}
+	return NULL;
+}
+
+static void *sender_thread(void *arg)
+{
+	struct stress *s = arg;
+
+	while (!READ_ONCE(s->stop)) {
+		int phase = __atomic_load_n(&s->phase, __ATOMIC_ACQUIRE);
+		unsigned int epoch = __atomic_load_n(&s->epoch, __ATOMIC_ACQUIRE);
+		uint64_t t0 = now_ns(), dt;
+		int ret = evtchn_send(s->vm, s->vcpu);
+
+		dt = now_ns() - t0;
+		if (dt > s->slowest_ns)
+			s->slowest_ns = dt;
+
+		/* The mapping changed while this send ran: nothing to check. */
+		if (phase == PHASE_CHANGING ||
+		    __atomic_load_n(&s->epoch, __ATOMIC_ACQUIRE) != epoch)
+			continue;
+
+		if (!ret) {
+			s->sends_ok++;
+			if (phase == PHASE_NO_WRITE && !s->violations++)
+				snprintf(s->violation, sizeof(s->violation),
+					 "a send succeeded with no writable mapping (epoch %u)",
+					 epoch);
+			__atomic_store_n(&s->ok_epoch, epoch, __ATOMIC_RELEASE);
+		} else if (ret == EFAULT) {
+			s->sends_efault++;
+		} else {
+			s->sends_other++;
+		}
+	}
+	return NULL;
+}
+
+static uint8_t *shinfo(struct stress *s)
+{
+	return s->shmem + SHINFO_PAGE * s->page_size;
+}
+
+static uint8_t *shinfo_alias(struct stress *s)
+{
+	return s->alias + SHINFO_PAGE * s->page_size;
+}
+
+/* Publish a new mapping state; sends from now on are checked against it. */
+static void enter(struct stress *s, int phase)
+{
+	__atomic_store_n(&s->phase, phase, __ATOMIC_RELEASE);
+	__atomic_fetch_add(&s->epoch, 1, __ATOMIC_ACQ_REL);
+}
+
+/* A mutation starts: sends from now until the next enter() are not checked. */
+static void change(struct stress *s)
+{
+	enter(s, PHASE_CHANGING);
+}
+
+/* Wait until a send that started in the current epoch succeeded. */
+static bool wait_for_send(struct stress *s, const char *what)
+{
+	unsigned int epoch = __atomic_load_n(&s->epoch, __ATOMIC_ACQUIRE);
+	uint64_t deadline = now_ns() + SEND_TIMEOUT_MS * 1000000ULL;
+
+	while (__atomic_load_n(&s->ok_epoch, __ATOMIC_ACQUIRE) != epoch) {
+		if (now_ns() > deadline) {
+			ksft_print_msg("%s: no send succeeded within %d ms\n",
+				       what, SEND_TIMEOUT_MS);
+			return false;
+		}
+		usleep(100);
+	}
+	return true;
+}
+
+/* No writable mapping: let sends run, and none may reach the page. */
+static bool hold_no_write(struct stress *s, const char *what)
+{
+	enter(s, PHASE_NO_WRITE);
+	clear_port(shinfo_alias(s));
+	usleep(2000);
+	if (port_pending(shinfo_alias(s))) {
+		ksft_print_msg("%s: the page was written with no writable mapping\n",
+			       what);
+		return false;
+	}
+	return true;
+}
+
+/* The page is mapped again: a send that succeeds from now on lands in it. */
+static bool back_to_rw(struct stress *s, const char *what)
+{
+	enter(s, PHASE_RW);
+	clear_port(shinfo_alias(s));
+	if (!wait_for_send(s, what))
+		return false;
+	if (!port_pending(shinfo_alias(s))) {
+		ksft_print_msg("%s: a send succeeded but the page was not written\n",
+			       what);
+		return false;
+	}
+	return true;
+}
+
+static uint64_t pagemap_entry(void *addr, size_t page_size)
+{
+	uint64_t entry = 0;
+	int fd = open("/proc/self/pagemap", O_RDONLY);
+
+	TEST_ASSERT(fd >= 0, "open(/proc/self/pagemap) failed");
+	TEST_ASSERT(pread(fd, &entry, sizeof(entry),
+			  (uintptr_t)addr / page_size * sizeof(entry)) ==
+		    sizeof(entry), "pagemap read failed");
+	close(fd);
+	return entry;
+}
+
+static void clear_soft_dirty(void)
+{
+	int fd = open("/proc/self/clear_refs", O_WRONLY);
+
+	TEST_ASSERT(fd >= 0, "open(/proc/self/clear_refs) failed");
+	TEST_ASSERT(write(fd, "4", 1) == 1, "clear_refs write failed");
+	close(fd);
+}
+
+static bool round_of_mutations(struct stress *s)
+{
+	size_t ps = s->page_size;
+	bool ok = true;
+	void *p;
+
+	change(s);
+	TEST_ASSERT(!mprotect(shinfo(s), ps, PROT_READ), "mprotect failed");
+	ok &= hold_no_write(s, "mprotect(PROT_READ)");
+	change(s);
+	TEST_ASSERT(!mprotect(shinfo(s), ps, PROT_READ | PROT_WRITE),
+		    "mprotect failed");
+	ok &= back_to_rw(s, "mprotect(PROT_WRITE)");
+
+	change(s);
+	TEST_ASSERT(!munmap(shinfo(s), ps), "munmap failed");
+	ok &= hold_no_write(s, "munmap");
+	change(s);
+	p = mmap(shinfo(s), ps, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED,
+		 s->memfd, SHINFO_PAGE * ps);
+	TEST_ASSERT(p == shinfo(s), "mmap failed");
+	ok &= back_to_rw(s, "mmap after munmap");
+
+	change(s);
+	p = mremap(shinfo(s), ps, ps, MREMAP_MAYMOVE | MREMAP_FIXED, s->spare);
+	TEST_ASSERT(p == s->spare, "mremap failed");
+	ok &= hold_no_write(s, "mremap");
+	change(s);
+	p = mremap(s->spare, ps, ps, MREMAP_MAYMOVE | MREMAP_FIXED, shinfo(s));
+	TEST_ASSERT(p == shinfo(s), "mremap back failed");
+	ok &= back_to_rw(s, "mremap back");
+
+	/* The memfd page stays; the new mapping must be used. */
+	change(s);
+	TEST_ASSERT(!madvise(shinfo(s), ps, MADV_DONTNEED), "madvise failed");
+	ok &= back_to_rw(s, "MADV_DONTNEED");
+
+	change(s);
+	vm_set_user_memory_region(s->vm, SHMEM_SLOT, 0, SHMEM_GPA, 0, NULL);
+	ok &= hold_no_write(s, "memslot deleted");
+	change(s);
+	vm_set_user_memory_region(s->vm, SHMEM_SLOT, 0, SHMEM_GPA,
+				  SHMEM_PAGES * ps, s->shmem);
+	ok &= back_to_rw(s, "memslot re-added");
+
+	change(s);
+	clear_soft_dirty();
+	enter(s, PHASE_SOFT_DIRTY);
+	if (!(pagemap_entry(shinfo(s), ps) & PM_SOFT_DIRTY)) {
+		if (!wait_for_send(s, "clear_refs"))
+			return false;
+		if (!(pagemap_entry(shinfo(s), ps) & PM_SOFT_DIRTY)) {
+			ksft_print_msg("clear_refs: written, not soft-dirty\n");
+			ok = false;
+		}
+	}
+	enter(s, PHASE_RW);
+	return ok;
+}
+
+static void run_stress(int rounds)
+{
+	pthread_t vcpu_tid, sender_tid, noise_tid;
+	struct stress s = {};
+	size_t size;
+	bool ok = true;
+	int i;
+
+	s.page_size = getpagesize();
+	size = SHMEM_PAGES * s.page_size;
+	s.vm = vm_create_with_one_vcpu(&s.vcpu, guest_code);
+
+	s.memfd = memfd_create("pfncache_stress_test", 0);
+	TEST_ASSERT(s.memfd >= 0, "memfd_create failed");
+	TEST_ASSERT(!ftruncate(s.memfd, size), "ftruncate failed");
+	s.shmem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED,
+		       s.memfd, 0);
+	s.alias = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED,
+		       s.memfd, 0);
+	s.noise = mmap(NULL, s.page_size, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	s.spare = mmap(NULL, s.page_size, PROT_NONE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	TEST_ASSERT(s.shmem != MAP_FAILED && s.alias != MAP_FAILED &&
+		    s.noise != MAP_FAILED && s.spare != MAP_FAILED,
+		    "mmap failed");
+	WRITE_ONCE(*s.noise, 1);
+
+	vm_set_user_memory_region(s.vm, SHMEM_SLOT, 0, SHMEM_GPA, size,
+				  s.shmem);
+	xen_setup(s.vm, SHMEM_GPA + SHINFO_PAGE * s.page_size);
+	set_vcpu_gpa(s.vcpu, KVM_XEN_VCPU_ATTR_TYPE_VCPU_INFO,
+		     SHMEM_GPA + VCPU_INFO_PAGE * s.page_size);
+
+	pthread_create(&vcpu_tid, NULL, vcpu_thread, &s);
+	pthread_create(&noise_tid, NULL, noise_thread, &s);
+	pthread_create(&sender_tid, NULL, sender_thread, &s);
+
+	ok = back_to_rw(&s, "start");
+	for (i = 0; i < rounds && ok; i++)
+		ok &= round_of_mutations(&s);
+
+	WRITE_ONCE(s.stop, true);
+	pthread_join(sender_tid, NULL);
+	pthread_join(noise_tid, NULL);
+	/* The guest exits to userspace at every GUEST_SYNC. */
+	pthread_join(vcpu_tid, NULL);
+
+	ksft_print_msg("%d rounds: sends ok=%lu efault=%lu other=%lu, slowest %lu us\n",
+		       i, s.sends_ok, s.sends_efault, s.sends_other,
+		       (unsigned long)(s.slowest_ns / 1000));
+	print_stats(s.vm);
+	if (s.violations) {
+		ksft_print_msg("%lu violations, the first: %s\n", s.violations,
+			       s.violation);
+		ok = false;
+	}
+	if (s.sends_other) {
+		ksft_print_msg("%lu sends failed with an error other than EFAULT\n",
+			       s.sends_other);
+		ok = false;
+	}
+	if (s.slowest_ns > SEND_TIMEOUT_MS * 1000000ULL) {
+		ksft_print_msg("a send took %lu ms\n",
+			       (unsigned long)(s.slowest_ns / 1000000));
+		ok = false;
+	}
+	kvm_vm_free(s.vm);
+	ksft_test_result(ok, "stress\n");
+}
+
+/* ns per mprotect() of @page, which is outside guest memory. */
+static uint64_t mprotect_cost(uint8_t *page, size_t ps, int iterations)
+{
+	uint64_t t0;
+	int i;
+
+	WRITE_ONCE(*page, 1);
+	t0 = now_ns();
+	for (i = 0; i < iterations; i++) {
+		/* A present PTE, so that mprotect() notifies every time. */
+		TEST_ASSERT(!mprotect(page, ps, i & 1 ? PROT_READ | PROT_WRITE :
+							PROT_READ),
+			    "mprotect failed");
+	}
+	return (now_ns() - t0) / iterations;
+}
+
+static void measure_notifier_cost(int nr_vcpus, int iterations)
+{
+	size_t ps = getpagesize();
+	struct kvm_vcpu **vcpus;
+	uint64_t without, with;
+	struct kvm_vm *vm;
+	uint8_t *page;
+	int i, caches;
+
+	page = mmap(NULL, ps, PROT_READ | PROT_WRITE,
+		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	TEST_ASSERT(page != MAP_FAILED, "mmap failed");
+	vcpus = calloc(nr_vcpus, sizeof(*vcpus));
+	TEST_ASSERT(vcpus, "calloc failed");
+
+	vm = vm_create_with_vcpus(nr_vcpus, guest_code, vcpus);
+	/* One page per vCPU past the shared_info page. */
+	vm_userspace_mem_region_add(vm, VM_MEM_SRC_ANONYMOUS, SHMEM_GPA,
+				    SHMEM_SLOT, 1 + nr_vcpus, 0);
+
+	/* The same VM, before any cache is active. */
+	mprotect_cost(page, ps, iterations / 10);
+	without = mprotect_cost(page, ps, iterations);
+
+	xen_setup(vm, SHMEM_GPA);
+	caches = 1;
+	for (i = 0; i < nr_vcpus; i++) {
+		uint64_t gpa = SHMEM_GPA + (1 + i) * ps;
+
+		set_vcpu_gpa(vcpus[i], KVM_XEN_VCPU_ATTR_TYPE_VCPU_INFO, gpa);
+		set_vcpu_gpa(vcpus[i], KVM_XEN_VCPU_ATTR_TYPE_VCPU_TIME_INFO,
+			     gpa + 64);
+		/* kvmclock: the enable bit activates the vCPU's pv_time cache. */
+		vcpu_set_msr(vcpus[i], MSR_KVM_SYSTEM_TIME_NEW,
+			     (gpa + 128) | KVM_MSR_ENABLED);
+		caches += 3;
+	}
+
+	mprotect_cost(page, ps, iterations / 10);
+	with = mprotect_cost(page, ps, iterations);
+
+	ksft_print_msg("notifier cost: mprotect() outside guest memory, %d calls\n",
+		       iterations);
+	ksft_print_msg("notifier cost: %lu ns without caches, %lu ns with %d caches\n",
+		       (unsigned long)without, (unsigned long)with, caches);
+	print_stats(vm);
+	kvm_vm_free(vm);
+	free(vcpus);
+	munmap(page, ps);
+	ksft_test_result_pass("notifier_cost\n");
+}
+
+static int parse_positive(const char *what, const char *arg)
+{
+	char *end;
+	long v = strtol(arg, &end, 0);
+
+	TEST_ASSERT(*arg && !*end && v > 0 && v <= INT_MAX,
+		    "-%s wants a positive number, not '%s'", what, arg);
+	return v;
+}
+
+static void help(const char *name)
+{
+	printf("usage: %s [-r rounds] [-c [-v vcpus] [-i iterations]]\n"
+	       " -r: rounds of mutations in the stress test (default %d)\n"
+	       " -c: measure the notifier cost instead of testing\n"
+	       " -v: vCPUs for -c, three caches each (default 64)\n"
+	       " -i: mprotect() calls per measurement for -c (default 20000)\n",
+	       name, DEFAULT_ROUNDS);
+	exit(KSFT_SKIP);
+}
+
+int main(int argc, char *argv[])
+{
+	int rounds = DEFAULT_ROUNDS, nr_vcpus = 64, iterations = 20000;
+	bool cost = false;
+	int xen_caps, opt;
+
+	while ((opt = getopt(argc, argv, "r:cv:i:h")) != -1) {
+		switch (opt) {
+		case 'r':
+			rounds = parse_positive("r", optarg);
+			break;
+		case 'c':
+			cost = true;
+			break;
+		case 'v':
+			nr_vcpus = parse_positive("v", optarg);
+			break;
+		case 'i':
+			iterations = parse_positive("i", optarg);
+			break;
+		default:
+			help(argv[0]);
+		}
+	}
+
+	xen_caps = kvm_check_cap(KVM_CAP_XEN_HVM);
+	TEST_REQUIRE(xen_caps & KVM_XEN_HVM_CONFIG_SHARED_INFO);
+	TEST_REQUIRE(xen_caps & KVM_XEN_HVM_CONFIG_EVTCHN_SEND);
+
+	ksft_print_header();
+	ksft_set_plan(1);
+	print_policy();
+
+	if (cost)
+		measure_notifier_cost(nr_vcpus, iterations);
+	else
+		run_stress(rounds);
+
+	ksft_finished();
+}
