@@ -390,9 +390,9 @@ fn boot_once(
 /// About one TCG boot in five refines the TSC calibration after KVM has
 /// initialized: KVM then creates every vCPU at a TSC rate below the
 /// host's, prints "user requested TSC rate below hardware speed", and
-/// kvm_clock_test (and sometimes xen_shinfo_test) fails for the whole
-/// boot. That happened in 4 of 19 boots on 2026-12-02, all 4 failures and
-/// no other. Three retries make a row fail on it about once in 600.
+/// kvm_clock_test (and perhaps xen_shinfo_test) fails for the whole boot,
+/// at any commit, the base included. On 2026-12-02 every failing boot
+/// whose log was kept printed that line, and no passing boot did.
 pub const BOOT_RETRIES: u32 = 3;
 
 /// Where the kernel's kselftest runner lives in the guest.
