@@ -9,6 +9,12 @@
 set -eu
 cd "$(dirname "$0")/.."
 
+if [ "$(id -u)" -ne 0 ]; then
+	SUDO=sudo
+else
+	SUDO=
+fi
+
 pkgs="linux-source-6.1 python3-venv rsync git git-email libio-socket-ssl-perl libauthen-sasl-perl perl xz-utils cpio qemu-system-x86 busybox-static \
 flex bison bc libelf-dev libssl-dev ccache make gcc binutils \
 rustc rust-src bindgen clang-14 lld-14 llvm-14 libclang-14-dev"
@@ -21,11 +27,6 @@ for p in $pkgs; do
 done
 if [ -n "$missing" ]; then
 	echo "ci/setup.sh: installing:$missing"
-	if [ "$(id -u)" -ne 0 ]; then
-		SUDO=sudo
-	else
-		SUDO=
-	fi
 	$SUDO apt-get update -qq
 	# shellcheck disable=SC2086
 	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
@@ -38,11 +39,6 @@ pinned=$(sed -n '/^\[base\]/,/^\[/s/^version = "\(.*\)"/\1/p' patches/series.tom
 have=$(dpkg-query -W -f='${Version}' linux-source-6.1 2>/dev/null || true)
 if [ -n "$pinned" ] && [ "$have" != "$pinned" ]; then
 	echo "ci/setup.sh: installing linux-source-6.1=$pinned (series.toml's base; found ${have:-none})"
-	if [ "$(id -u)" -ne 0 ]; then
-		SUDO=sudo
-	else
-		SUDO=
-	fi
 	if ! DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
 		--allow-downgrades "linux-source-6.1=$pinned" >/dev/null; then
 		# Gone from the mirrors: fetch the same .deb from snapshot.debian.org.

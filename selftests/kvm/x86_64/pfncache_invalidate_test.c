@@ -30,19 +30,13 @@
  */
 #define _GNU_SOURCE /* memfd_create(), mremap() */
 #include <errno.h>
-#include <fcntl.h>
-#include <stdint.h>
-#include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <unistd.h>
-
-#include <linux/bits.h>
-#include <linux/compiler.h>
 
 #include "test_util.h"
 #include "kvm_util.h"
 #include "processor.h"
+#include "pfncache_test.h"
 
 #define SHMEM_SLOT		10
 #define SHMEM_GPA		0xc0000000ULL
@@ -52,18 +46,6 @@
 
 #define ANON_SLOT		11
 #define ANON_GPA		0xc0100000ULL
-
-#define XEN_HYPERCALL_MSR	0x40000000
-#define EVTCHN_PORT		1
-
-/*
- * 64-bit struct shared_info: 32 vcpu_info of 64 bytes, then the
- * evtchn_pending bitmap.
- */
-#define EVTCHN_PENDING_OFFSET	(32 * 64)
-
-/* Soft-dirty bit of a /proc/pid/pagemap entry. */
-#define PM_SOFT_DIRTY		BIT_ULL(55)
 
 struct pfncache_test {
 	struct kvm_vm *vm;
@@ -80,49 +62,10 @@ static void guest_code(void)
 	GUEST_DONE();
 }
 
-/* KVM sets the bit behind the compiler's back: always access memory. */
-static unsigned long *pending_word(uint8_t *page)
-{
-	return (unsigned long *)(page + EVTCHN_PENDING_OFFSET);
-}
-
-static bool port_pending(uint8_t *page)
-{
-	return READ_ONCE(*pending_word(page)) & BIT(EVTCHN_PORT);
-}
-
-static void clear_port(uint8_t *page)
-{
-	WRITE_ONCE(*pending_word(page),
-		   READ_ONCE(*pending_word(page)) & ~BIT(EVTCHN_PORT));
-}
-
-/* KVM_XEN_HVM_EVTCHN_SEND; 0 or an errno. */
-static int evtchn_send(struct pfncache_test *t)
-{
-	struct kvm_irq_routing_xen_evtchn e = {
-		.port = EVTCHN_PORT,
-		.vcpu = t->vcpu->id,
-		.priority = KVM_IRQ_ROUTING_XEN_EVTCHN_PRIO_2LEVEL,
-	};
-
-	return __vm_ioctl(t->vm, KVM_XEN_HVM_EVTCHN_SEND, &e) ? errno : 0;
-}
-
-static void set_shinfo_gpa(struct pfncache_test *t, uint64_t gpa)
-{
-	struct kvm_xen_hvm_attr ha = {
-		.type = KVM_XEN_ATTR_TYPE_SHARED_INFO,
-		.u.shared_info.gfn = gpa / t->page_size,
-	};
-
-	vm_ioctl(t->vm, KVM_XEN_HVM_SET_ATTR, &ha);
-}
-
 /* Make the cache valid: a send that succeeds went through it. */
 static void prime(struct pfncache_test *t, uint8_t *page)
 {
-	int ret = evtchn_send(t);
+	int ret = evtchn_send(t->vm, t->vcpu);
 
 	TEST_ASSERT(!ret, "priming send failed: %s", strerror(ret));
 	TEST_ASSERT(port_pending(page), "priming send did not reach the page");
@@ -167,20 +110,7 @@ static void setup(struct pfncache_test *t)
 	vm_set_user_memory_region(t->vm, ANON_SLOT, 0, ANON_GPA, t->page_size,
 				  t->anon);
 
-	struct kvm_xen_hvm_config hvmc = {
-		.flags = KVM_XEN_HVM_CONFIG_INTERCEPT_HCALL |
-			 KVM_XEN_HVM_CONFIG_EVTCHN_SEND,
-		.msr = XEN_HYPERCALL_MSR,
-	};
-	vm_ioctl(t->vm, KVM_XEN_HVM_CONFIG, &hvmc);
-
-	struct kvm_xen_hvm_attr lm = {
-		.type = KVM_XEN_ATTR_TYPE_LONG_MODE,
-		.u.long_mode = 1,
-	};
-	vm_ioctl(t->vm, KVM_XEN_HVM_SET_ATTR, &lm);
-
-	set_shinfo_gpa(t, SHMEM_GPA + SHINFO_PAGE * t->page_size);
+	xen_evtchn_setup(t->vm, SHMEM_GPA + SHINFO_PAGE * t->page_size);
 
 	/* On its own page, so that only the shared_info cache is changed. */
 	struct kvm_xen_vcpu_attr vi = {
@@ -206,7 +136,7 @@ static uint8_t *shinfo_alias(struct pfncache_test *t)
  */
 static bool send_is_refused(struct pfncache_test *t, const char *name)
 {
-	int ret = evtchn_send(t);
+	int ret = evtchn_send(t->vm, t->vcpu);
 	bool reached = port_pending(shinfo_alias(t));
 
 	if (ret != EFAULT || reached) {
@@ -222,7 +152,7 @@ static bool send_is_refused(struct pfncache_test *t, const char *name)
 static bool send_lands(struct pfncache_test *t, uint8_t *page,
 		       const char *name)
 {
-	int ret = evtchn_send(t);
+	int ret = evtchn_send(t->vm, t->vcpu);
 	bool reached = port_pending(page);
 
 	clear_port(page);
@@ -254,13 +184,13 @@ static void test_madv_dontneed(struct pfncache_test *t)
 {
 	bool ok;
 
-	set_shinfo_gpa(t, ANON_GPA);
+	set_shinfo_gpa(t->vm, ANON_GPA);
 	prime(t, t->anon);
 	TEST_ASSERT(!madvise(t->anon, t->page_size, MADV_DONTNEED),
 		    "madvise(MADV_DONTNEED) failed");
 	/* The old page is gone: the bit must be in the one mapped now. */
 	ok = send_lands(t, t->anon, "madv_dontneed");
-	set_shinfo_gpa(t, SHMEM_GPA + SHINFO_PAGE * t->page_size);
+	set_shinfo_gpa(t->vm, SHMEM_GPA + SHINFO_PAGE * t->page_size);
 	ksft_test_result(ok, "madv_dontneed\n");
 }
 
@@ -303,30 +233,6 @@ static void test_mremap(struct pfncache_test *t)
 	ksft_test_result(ok, "mremap\n");
 }
 
-static uint64_t pagemap_entry(void *addr, size_t page_size)
-{
-	uint64_t entry;
-	int fd = open("/proc/self/pagemap", O_RDONLY);
-
-	TEST_ASSERT(fd >= 0, "open(/proc/self/pagemap) failed: %s",
-		    strerror(errno));
-	TEST_ASSERT(pread(fd, &entry, sizeof(entry),
-			  (uintptr_t)addr / page_size * sizeof(entry)) ==
-		    sizeof(entry), "pagemap read failed");
-	close(fd);
-	return entry;
-}
-
-static void clear_soft_dirty(void)
-{
-	int fd = open("/proc/self/clear_refs", O_WRONLY);
-
-	TEST_ASSERT(fd >= 0, "open(/proc/self/clear_refs) failed: %s",
-		    strerror(errno));
-	TEST_ASSERT(write(fd, "4", 1) == 1, "clear_refs write failed");
-	close(fd);
-}
-
 static void test_soft_dirty(struct pfncache_test *t)
 {
 	bool ok;
@@ -345,20 +251,6 @@ static void test_soft_dirty(struct pfncache_test *t)
 	ksft_test_result(ok, "soft_dirty\n");
 }
 
-static void print_policy(void)
-{
-	char buf[32] = "start (no such parameter)\n";
-	int fd = open("/sys/module/kvm/parameters/pfncache_inval", O_RDONLY);
-
-	if (fd >= 0) {
-		ssize_t n = read(fd, buf, sizeof(buf) - 1);
-
-		buf[n > 0 ? n : 0] = '\0';
-		close(fd);
-	}
-	ksft_print_msg("kvm.pfncache_inval=%s", buf);
-}
-
 int main(int argc, char *argv[])
 {
 	struct pfncache_test t = {};
@@ -370,7 +262,7 @@ int main(int argc, char *argv[])
 
 	ksft_print_header();
 	ksft_set_plan(5);
-	print_policy();
+	print_pfncache_policy();
 
 	setup(&t);
 	test_mprotect_ro(&t);
@@ -379,10 +271,7 @@ int main(int argc, char *argv[])
 	test_mremap(&t);
 	test_soft_dirty(&t);
 
-	ksft_print_msg("pfncache stats: inval_start=%lu inval_range=%lu retries=%lu\n",
-		       vm_get_stat(t.vm, "pfncache_inval_start"),
-		       vm_get_stat(t.vm, "pfncache_inval_range"),
-		       vm_get_stat(t.vm, "pfncache_refresh_retries"));
+	print_pfncache_stats(t.vm);
 
 	kvm_vm_free(t.vm);
 	ksft_finished();

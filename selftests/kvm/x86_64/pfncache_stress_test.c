@@ -25,37 +25,25 @@
  * on kernels without the series too, to compare.
  */
 #define _GNU_SOURCE /* memfd_create(), mremap() */
-#include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
-#include <stdint.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <asm/kvm_para.h>
-#include <linux/bits.h>
-#include <linux/compiler.h>
 
 #include "test_util.h"
 #include "kvm_util.h"
 #include "processor.h"
+#include "pfncache_test.h"
 
 #define SHMEM_SLOT		10
 #define SHMEM_GPA		0xc0000000ULL
 #define SHMEM_PAGES		2
 #define SHINFO_PAGE		0
 #define VCPU_INFO_PAGE		1
-
-#define XEN_HYPERCALL_MSR	0x40000000
-#define EVTCHN_PORT		1
-/* 64-bit struct shared_info: 32 vcpu_info of 64 bytes, then the bitmap. */
-#define EVTCHN_PENDING_OFFSET	(32 * 64)
-#define PM_SOFT_DIRTY		BIT_ULL(55)
 
 #define SEND_TIMEOUT_MS		5000
 #define DEFAULT_ROUNDS		20
@@ -105,90 +93,11 @@ static uint64_t now_ns(void)
 	return ts.tv_sec * 1000000000ULL + ts.tv_nsec;
 }
 
-static unsigned long *pending_word(uint8_t *page)
-{
-	return (unsigned long *)(page + EVTCHN_PENDING_OFFSET);
-}
-
-static bool port_pending(uint8_t *page)
-{
-	return READ_ONCE(*pending_word(page)) & BIT(EVTCHN_PORT);
-}
-
-static void clear_port(uint8_t *page)
-{
-	__atomic_fetch_and(pending_word(page), ~BIT(EVTCHN_PORT),
-			   __ATOMIC_SEQ_CST);
-}
-
-static int evtchn_send(struct kvm_vm *vm, struct kvm_vcpu *vcpu)
-{
-	struct kvm_irq_routing_xen_evtchn e = {
-		.port = EVTCHN_PORT,
-		.vcpu = vcpu->id,
-		.priority = KVM_IRQ_ROUTING_XEN_EVTCHN_PRIO_2LEVEL,
-	};
-
-	return __vm_ioctl(vm, KVM_XEN_HVM_EVTCHN_SEND, &e) ? errno : 0;
-}
-
-static void xen_setup(struct kvm_vm *vm, uint64_t shinfo_gpa)
-{
-	struct kvm_xen_hvm_config hvmc = {
-		.flags = KVM_XEN_HVM_CONFIG_INTERCEPT_HCALL |
-			 KVM_XEN_HVM_CONFIG_EVTCHN_SEND,
-		.msr = XEN_HYPERCALL_MSR,
-	};
-	struct kvm_xen_hvm_attr lm = {
-		.type = KVM_XEN_ATTR_TYPE_LONG_MODE,
-		.u.long_mode = 1,
-	};
-	struct kvm_xen_hvm_attr si = {
-		.type = KVM_XEN_ATTR_TYPE_SHARED_INFO,
-		.u.shared_info.gfn = shinfo_gpa / getpagesize(),
-	};
-
-	vm_ioctl(vm, KVM_XEN_HVM_CONFIG, &hvmc);
-	vm_ioctl(vm, KVM_XEN_HVM_SET_ATTR, &lm);
-	vm_ioctl(vm, KVM_XEN_HVM_SET_ATTR, &si);
-}
-
 static void set_vcpu_gpa(struct kvm_vcpu *vcpu, uint16_t type, uint64_t gpa)
 {
 	struct kvm_xen_vcpu_attr a = { .type = type, .u.gpa = gpa };
 
 	vcpu_ioctl(vcpu, KVM_XEN_VCPU_SET_ATTR, &a);
-}
-
-/* A pfncache stat, or -1 on a kernel that does not have it. */
-static long pfncache_stat(struct kvm_vm *vm, const char *name)
-{
-	uint64_t v = UINT64_MAX;
-
-	__vm_get_stat(vm, name, &v, 1);
-	return v == UINT64_MAX ? -1 : (long)v;
-}
-
-static void print_stats(struct kvm_vm *vm)
-{
-	ksft_print_msg("pfncache stats: inval_start=%ld inval_range=%ld retries=%ld\n",
-		       pfncache_stat(vm, "pfncache_inval_start"),
-		       pfncache_stat(vm, "pfncache_inval_range"),
-		       pfncache_stat(vm, "pfncache_refresh_retries"));
-}
-
-static void print_policy(void)
-{
-	char buf[32] = "start (no such parameter)\n";
-	int fd = open("/sys/module/kvm/parameters/pfncache_inval", O_RDONLY);
-
-	if (fd >= 0) {
-		ssize_t n = read(fd, buf, sizeof(buf) - 1);
-
-		buf[n > 0 ? n : 0] = '\0';
-		close(fd);
-	}
-	ksft_print_msg("kvm.pfncache_inval=%s", buf);
 }
 
 static void *vcpu_thread(void *arg)
@@ -324,28 +233,6 @@ static bool back_to_rw(struct stress *s, const char *what)
 	return true;
 }
 
-static uint64_t pagemap_entry(void *addr, size_t page_size)
-{
-	uint64_t entry = 0;
-	int fd = open("/proc/self/pagemap", O_RDONLY);
-
-	TEST_ASSERT(fd >= 0, "open(/proc/self/pagemap) failed");
-	TEST_ASSERT(pread(fd, &entry, sizeof(entry),
-			  (uintptr_t)addr / page_size * sizeof(entry)) ==
-		    sizeof(entry), "pagemap read failed");
-	close(fd);
-	return entry;
-}
-
-static void clear_soft_dirty(void)
-{
-	int fd = open("/proc/self/clear_refs", O_WRONLY);
-
-	TEST_ASSERT(fd >= 0, "open(/proc/self/clear_refs) failed");
-	TEST_ASSERT(write(fd, "4", 1) == 1, "clear_refs write failed");
-	close(fd);
-}
-
 static bool round_of_mutations(struct stress *s)
 {
 	size_t ps = s->page_size;
@@ -436,7 +323,7 @@ static void run_stress(int rounds)
 
 	vm_set_user_memory_region(s.vm, SHMEM_SLOT, 0, SHMEM_GPA, size,
 				  s.shmem);
-	xen_setup(s.vm, SHMEM_GPA + SHINFO_PAGE * s.page_size);
+	xen_evtchn_setup(s.vm, SHMEM_GPA + SHINFO_PAGE * s.page_size);
 	set_vcpu_gpa(s.vcpu, KVM_XEN_VCPU_ATTR_TYPE_VCPU_INFO,
 		     SHMEM_GPA + VCPU_INFO_PAGE * s.page_size);
 
@@ -457,7 +344,7 @@ static void run_stress(int rounds)
 	ksft_print_msg("%d rounds: sends ok=%lu efault=%lu other=%lu, slowest %lu us\n",
 		       i, s.sends_ok, s.sends_efault, s.sends_other,
 		       (unsigned long)(s.slowest_ns / 1000));
-	print_stats(s.vm);
+	print_pfncache_stats(s.vm);
 	if (s.violations) {
 		ksft_print_msg("%lu violations, the first: %s\n", s.violations,
 			       s.violation);
@@ -518,7 +405,7 @@ static void measure_notifier_cost(int nr_vcpus, int iterations)
 	mprotect_cost(page, ps, iterations / 10);
 	without = mprotect_cost(page, ps, iterations);
 
-	xen_setup(vm, SHMEM_GPA);
+	xen_evtchn_setup(vm, SHMEM_GPA);
 	caches = 1;
 	for (i = 0; i < nr_vcpus; i++) {
 		uint64_t gpa = SHMEM_GPA + (1 + i) * ps;
@@ -539,7 +426,7 @@ static void measure_notifier_cost(int nr_vcpus, int iterations)
 		       iterations);
 	ksft_print_msg("notifier cost: %lu ns without caches, %lu ns with %d caches\n",
 		       (unsigned long)without, (unsigned long)with, caches);
-	print_stats(vm);
+	print_pfncache_stats(vm);
 	kvm_vm_free(vm);
 	free(vcpus);
 	munmap(page, ps);
@@ -598,7 +485,7 @@ int main(int argc, char *argv[])
 
 	ksft_print_header();
 	ksft_set_plan(1);
-	print_policy();
+	print_pfncache_policy();
 
 	if (cost)
 		measure_notifier_cost(nr_vcpus, iterations);
