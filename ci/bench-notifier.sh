@@ -5,9 +5,10 @@
 #   sh ci/bench-notifier.sh [VCPUS] [ITERATIONS]
 #
 # builds the base, the last commit before "KVM: Walk the gfn_to_pfn caches
-# only for ranges in guest memory" and the tip with `kmm build` (default
-# config), builds pfncache_stress_test from the tip, boots each kernel under
-# QEMU TCG and runs `pfncache_stress_test -c -v VCPUS -i ITERATIONS` there:
+# only for ranges in guest memory", that commit and the tip with `kmm build`
+# (default config), builds pfncache_stress_test from the tip, boots each
+# kernel under QEMU TCG and runs `pfncache_stress_test -c -v VCPUS -i
+# ITERATIONS` there:
 # the ns per mprotect() of a page outside guest memory without caches and
 # with three caches per vCPU. Prints one line per kernel and the ratios.
 # Timing under TCG: compare kernels within one run, not across machines.
@@ -21,7 +22,9 @@ kmm=./target/release/kmm
 # The patch that adds the memslot check, by subject.
 walk=$(ls patches/v1 | sed -n 's/^\([0-9]*\)-KVM-Walk-the-gfn_to_pfn-caches-only.*/\1/p')
 [ -n "$walk" ] || { echo "bench-notifier: no 'Walk the gfn_to_pfn caches' patch in patches/v1" >&2; exit 2; }
-before_walk=$(($(echo "$walk" | sed "s/^0*//") - 1))
+walk=$(echo "$walk" | sed "s/^0*//")
+before_walk=$((walk - 1))
+kernels="base $before_walk $walk tip"
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -30,7 +33,7 @@ bzimage() {
 	"$kmm" build --commit "$1" | sed -n 's/^built .*; \(.*bzImage\)$/\1/p'
 }
 
-for c in base "$before_walk" tip; do
+for c in $kernels; do
 	img=$(bzimage "$c")
 	[ -f "$img" ] || { echo "bench-notifier: kmm build --commit $c gave no bzImage" >&2; exit 1; }
 	cp "$img" "$tmp/bzImage-$c"
@@ -62,7 +65,7 @@ EOF
 chmod +x "$root/init"
 (cd "$root" && find . | cpio -o -H newc 2>/dev/null) >"$tmp/initramfs.cpio"
 
-for c in base "$before_walk" tip; do
+for c in $kernels; do
 	timeout 900 qemu-system-x86_64 -accel tcg -cpu max -smp 2 -m 2G \
 		-nographic -no-reboot -kernel "$tmp/bzImage-$c" \
 		-initrd "$tmp/initramfs.cpio" \
@@ -76,7 +79,7 @@ done
 awk '
 	{ without[$1] = $2; with[$1] = $3; order[NR] = $1 }
 	END {
-		b = order[1]; t = order[3]
+		b = order[1]; t = order[NR]
 		printf "with caches, %s / %s: %.2f\n", b, t, with[b] / with[t]
 		printf "cost of the caches (with - without): %s %d ns, %s %d ns\n",
 		       b, with[b] - without[b], t, with[t] - without[t]

@@ -18,11 +18,17 @@
  *    not reach the page, which is still mapped elsewhere after mremap().
  *  - soft_dirty: after clear_refs, the send must write-fault the page so
  *    that it is soft-dirty again.
+ *  - fork_cow: fork() write-protects private anonymous pages for
+ *    copy-on-write. With the shared_info, kvmclock and Xen runstate caches
+ *    on such pages, KVM's next writes through each must land in pages of
+ *    the parent's own, never in the ones the child now shares: the child
+ *    compares its copies before and after.
  *
  * All must pass whatever kvm.pfncache_inval is, except the test-only
  * "range_only" with mmu_notifier.no_implicit_invalidate_range=1: that is
  * the 2021 RFC behaviour on a kernel without the implicit
- * ->invalidate_range() call, under which mremap and soft_dirty fail.
+ * ->invalidate_range() call, under which mremap, soft_dirty and fork_cow
+ * fail.
  * mprotect_ro passes even then: mprotect() flushes through mmu_gather,
  * whose flush calls ->invalidate_range() before mprotect() returns, so for
  * mprotect() the RFC's bug is a window while the call runs, not a state
@@ -30,8 +36,13 @@
  */
 #define _GNU_SOURCE /* memfd_create(), mremap() */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
+
+#include <asm/kvm_para.h>
+#include <asm/pvclock-abi.h>
 
 #include "test_util.h"
 #include "kvm_util.h"
@@ -46,6 +57,13 @@
 
 #define ANON_SLOT		11
 #define ANON_GPA		0xc0100000ULL
+#define ANON_PAGES		3
+#define ANON_SHINFO_PAGE	0
+#define ANON_CLOCK_PAGE		1
+#define ANON_RUNSTATE_PAGE	2
+
+/* The parts of struct vcpu_runstate_info (64-bit) that the test reads. */
+#define RUNSTATE_ENTRY_TIME	8
 
 struct pfncache_test {
 	struct kvm_vm *vm;
@@ -54,12 +72,24 @@ struct pfncache_test {
 	int memfd;
 	uint8_t *shmem;		/* memslot SHMEM_SLOT */
 	uint8_t *alias;		/* the same memfd pages, never changed */
-	uint8_t *anon;		/* memslot ANON_SLOT, one anonymous page */
+	uint8_t *anon;		/* memslot ANON_SLOT, anonymous pages */
+	bool runstate;		/* KVM_XEN_HVM_CONFIG_RUNSTATE */
 };
 
 static void guest_code(void)
 {
-	GUEST_DONE();
+	for (;;)
+		GUEST_SYNC(0);
+}
+
+static void run_vcpu(struct pfncache_test *t)
+{
+	struct ucall uc;
+
+	vcpu_run(t->vcpu);
+	TEST_ASSERT(get_ucall(t->vcpu, &uc) == UCALL_SYNC,
+		    "unexpected exit %u from the guest",
+		    t->vcpu->run->exit_reason);
 }
 
 /* Make the cache valid: a send that succeeds went through it. */
@@ -100,15 +130,15 @@ static void setup(struct pfncache_test *t)
 			t->memfd, 0);
 	t->alias = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED,
 			t->memfd, 0);
-	t->anon = mmap(NULL, t->page_size, PROT_READ | PROT_WRITE,
+	t->anon = mmap(NULL, ANON_PAGES * t->page_size, PROT_READ | PROT_WRITE,
 		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	TEST_ASSERT(t->shmem != MAP_FAILED && t->alias != MAP_FAILED &&
 		    t->anon != MAP_FAILED, "mmap failed: %s", strerror(errno));
 
 	vm_set_user_memory_region(t->vm, SHMEM_SLOT, 0, SHMEM_GPA, size,
 				  t->shmem);
-	vm_set_user_memory_region(t->vm, ANON_SLOT, 0, ANON_GPA, t->page_size,
-				  t->anon);
+	vm_set_user_memory_region(t->vm, ANON_SLOT, 0, ANON_GPA,
+				  ANON_PAGES * t->page_size, t->anon);
 
 	xen_evtchn_setup(t->vm, SHMEM_GPA + SHINFO_PAGE * t->page_size);
 
@@ -251,6 +281,130 @@ static void test_soft_dirty(struct pfncache_test *t)
 	ksft_test_result(ok, "soft_dirty\n");
 }
 
+static uint8_t *anon_page(struct pfncache_test *t, int page)
+{
+	return t->anon + page * t->page_size;
+}
+
+static uint64_t runstate_entry_time(struct pfncache_test *t)
+{
+	return READ_ONCE(*(uint64_t *)(anon_page(t, ANON_RUNSTATE_PAGE) +
+				       RUNSTATE_ENTRY_TIME));
+}
+
+/* kvmclock is written at the next entry after KVM_REQ_CLOCK_UPDATE. */
+static void request_clock_update(struct pfncache_test *t)
+{
+	struct kvm_clock_data data = {};
+
+	vm_ioctl(t->vm, KVM_GET_CLOCK, &data);
+	vm_ioctl(t->vm, KVM_SET_CLOCK, &data);
+}
+
+/*
+ * The child: copy the pages, tell the parent, wait for it to make KVM write
+ * through every cache, and exit with a bit set for each page that changed.
+ */
+static void fork_child(struct pfncache_test *t, int ready, int go)
+{
+	size_t ps = t->page_size;
+	uint8_t *copy = malloc(ANON_PAGES * ps);
+	int page, changed = 0;
+	char c = 0;
+
+	if (!copy)
+		_exit(0x80);
+	memcpy(copy, t->anon, ANON_PAGES * ps);
+	if (write(ready, &c, 1) != 1 || read(go, &c, 1) != 1)
+		_exit(0x80);
+	for (page = 0; page < ANON_PAGES; page++)
+		if (memcmp(copy + page * ps, anon_page(t, page), ps))
+			changed |= 1 << page;
+	_exit(changed);
+}
+
+static void test_fork_cow(struct pfncache_test *t)
+{
+	static const char * const names[ANON_PAGES] = {
+		[ANON_SHINFO_PAGE]	= "shared_info",
+		[ANON_CLOCK_PAGE]	= "kvmclock",
+		[ANON_RUNSTATE_PAGE]	= "runstate",
+	};
+	struct pvclock_vcpu_time_info *clock;
+	int ready[2], go[2], status, page, ret;
+	uint64_t entry_time;
+	uint32_t version;
+	bool ok = true;
+	pid_t pid;
+	char c = 0;
+
+	clock = (void *)anon_page(t, ANON_CLOCK_PAGE);
+	set_shinfo_gpa(t->vm, ANON_GPA + ANON_SHINFO_PAGE * t->page_size);
+	vcpu_set_msr(t->vcpu, MSR_KVM_SYSTEM_TIME_NEW,
+		     (ANON_GPA + ANON_CLOCK_PAGE * t->page_size) |
+		     KVM_MSR_ENABLED);
+	if (t->runstate) {
+		struct kvm_xen_vcpu_attr rs = {
+			.type = KVM_XEN_VCPU_ATTR_TYPE_RUNSTATE_ADDR,
+			.u.gpa = ANON_GPA + ANON_RUNSTATE_PAGE * t->page_size,
+		};
+
+		vcpu_ioctl(t->vcpu, KVM_XEN_VCPU_SET_ATTR, &rs);
+	}
+
+	/* Every cache valid, and each page written once. */
+	prime(t, anon_page(t, ANON_SHINFO_PAGE));
+	run_vcpu(t);
+	version = READ_ONCE(clock->version);
+	entry_time = runstate_entry_time(t);
+	TEST_ASSERT(version, "kvmclock was not written");
+	TEST_ASSERT(!t->runstate || entry_time, "runstate was not written");
+
+	TEST_ASSERT(!pipe(ready) && !pipe(go), "pipe failed");
+	pid = fork();
+	TEST_ASSERT(pid >= 0, "fork failed: %s", strerror(errno));
+	if (!pid)
+		fork_child(t, ready[1], go[0]);
+	TEST_ASSERT(read(ready[0], &c, 1) == 1, "the child did not start");
+
+	ret = evtchn_send(t->vm, t->vcpu);
+	request_clock_update(t);
+	run_vcpu(t);
+
+	TEST_ASSERT(write(go[1], &c, 1) == 1, "the child is gone");
+	TEST_ASSERT(waitpid(pid, &status, 0) == pid && WIFEXITED(status) &&
+		    !(WEXITSTATUS(status) & 0x80), "the child failed");
+	for (page = 0; page < ANON_PAGES; page++) {
+		if (WEXITSTATUS(status) & (1 << page)) {
+			ksft_print_msg("fork_cow: KVM wrote the child's copy of the %s page\n",
+				       names[page]);
+			ok = false;
+		}
+	}
+
+	/* And the parent's own pages got the writes. */
+	if (ret || !port_pending(anon_page(t, ANON_SHINFO_PAGE))) {
+		ksft_print_msg("fork_cow: send returned %s, the parent's page %s\n",
+			       ret ? strerror(ret) : "success",
+			       ret ? "untouched" : "not written");
+		ok = false;
+	}
+	if (READ_ONCE(clock->version) == version) {
+		ksft_print_msg("fork_cow: kvmclock not updated in the parent\n");
+		ok = false;
+	}
+	if (t->runstate && runstate_entry_time(t) == entry_time) {
+		ksft_print_msg("fork_cow: runstate not updated in the parent\n");
+		ok = false;
+	}
+	clear_port(anon_page(t, ANON_SHINFO_PAGE));
+	close(ready[0]);
+	close(ready[1]);
+	close(go[0]);
+	close(go[1]);
+	ksft_test_result(ok, "fork_cow\n");
+}
+
 int main(int argc, char *argv[])
 {
 	struct pfncache_test t = {};
@@ -261,15 +415,18 @@ int main(int argc, char *argv[])
 	TEST_REQUIRE(xen_caps & KVM_XEN_HVM_CONFIG_EVTCHN_SEND);
 
 	ksft_print_header();
-	ksft_set_plan(5);
+	ksft_set_plan(6);
 	print_pfncache_policy();
 
+	t.runstate = xen_caps & KVM_XEN_HVM_CONFIG_RUNSTATE;
 	setup(&t);
 	test_mprotect_ro(&t);
 	test_madv_dontneed(&t);
 	test_munmap(&t);
 	test_mremap(&t);
 	test_soft_dirty(&t);
+	/* Last: under range_only it leaves the caches on a shared page. */
+	test_fork_cow(&t);
 
 	print_pfncache_stats(t.vm);
 

@@ -17,7 +17,14 @@
  *    after clear_refs it must have made the page soft-dirty;
  *  - no send may take longer than SEND_TIMEOUT_MS (no livelock).
  * It prints the sends by outcome, the slowest send and the per-VM
- * pfncache stats, i.e. the invalidations by hook and the refresh retries.
+ * pfncache stats, i.e. the invalidations by hook and the refresh retries
+ * and waits.
+ *
+ * Before that, with only the noise thread running, it refreshes a cache
+ * over and over: invalidations of memory other than the cache's must make
+ * a refresh neither retry nor wait (skipped on kernels without the
+ * pfncache_refresh_waits stat, where any invalidation in progress makes a
+ * refresh retry).
  *
  * -c mode measures instead of testing: the cost of mprotect() of a page
  * outside guest memory, without and then with many active caches (Xen
@@ -41,12 +48,14 @@
 
 #define SHMEM_SLOT		10
 #define SHMEM_GPA		0xc0000000ULL
-#define SHMEM_PAGES		2
+#define SHMEM_PAGES		3
 #define SHINFO_PAGE		0
 #define VCPU_INFO_PAGE		1
+#define VCPU_INFO_PAGE2		2
 
 #define SEND_TIMEOUT_MS		5000
 #define DEFAULT_ROUNDS		20
+#define UNRELATED_REFRESHES	2000
 
 /* What the memslot maps at the shared_info gfn while a send runs. */
 enum phase {
@@ -70,6 +79,9 @@ struct stress {
 	int phase;
 	unsigned int epoch;	/* bumped at every mutation */
 	bool stop;
+
+	/* Written by the noise thread. */
+	unsigned long noise_ops;
 
 	/* Written by the sender. */
 	unsigned long sends_ok, sends_efault, sends_other;
@@ -125,6 +137,7 @@ static void *noise_thread(void *arg)
 		if (prot & PROT_WRITE)
 			WRITE_ONCE(*s->noise, 1);
 		prot ^= PROT_WRITE;
+		__atomic_fetch_add(&s->noise_ops, 1, __ATOMIC_RELAXED);
 	}
 	return NULL;
 }
@@ -293,6 +306,36 @@ static bool round_of_mutations(struct stress *s)
 	return ok;
 }
 
+/*
+ * Refresh the vcpu_info cache, alternating between two pages so that every
+ * refresh looks up a pfn, while the noise thread invalidates another page.
+ */
+static void check_unrelated(struct stress *s)
+{
+	long retries = pfncache_stat(s->vm, "pfncache_refresh_retries");
+	long waits = pfncache_stat(s->vm, "pfncache_refresh_waits");
+	unsigned long noise = READ_ONCE(s->noise_ops);
+	int i;
+
+	for (i = 0; i < UNRELATED_REFRESHES; i++)
+		set_vcpu_gpa(s->vcpu, KVM_XEN_VCPU_ATTR_TYPE_VCPU_INFO,
+			     SHMEM_GPA + (i & 1 ? VCPU_INFO_PAGE2 : VCPU_INFO_PAGE) *
+			     s->page_size);
+
+	retries = pfncache_stat(s->vm, "pfncache_refresh_retries") - retries;
+	waits = pfncache_stat(s->vm, "pfncache_refresh_waits") - waits;
+	noise = READ_ONCE(s->noise_ops) - noise;
+	ksft_print_msg("%d refreshes, %lu unrelated mprotect() calls: %ld retries, %ld waits\n",
+		       UNRELATED_REFRESHES, noise, retries, waits);
+
+	if (pfncache_stat(s->vm, "pfncache_refresh_waits") < 0) {
+		ksft_test_result_skip("unrelated_invalidations: no pfncache_refresh_waits stat\n");
+		return;
+	}
+	ksft_test_result(!retries && !waits && noise,
+			 "unrelated_invalidations\n");
+}
+
 static void run_stress(int rounds)
 {
 	pthread_t vcpu_tid, sender_tid, noise_tid;
@@ -327,8 +370,12 @@ static void run_stress(int rounds)
 	set_vcpu_gpa(s.vcpu, KVM_XEN_VCPU_ATTR_TYPE_VCPU_INFO,
 		     SHMEM_GPA + VCPU_INFO_PAGE * s.page_size);
 
-	pthread_create(&vcpu_tid, NULL, vcpu_thread, &s);
 	pthread_create(&noise_tid, NULL, noise_thread, &s);
+	check_unrelated(&s);
+	set_vcpu_gpa(s.vcpu, KVM_XEN_VCPU_ATTR_TYPE_VCPU_INFO,
+		     SHMEM_GPA + VCPU_INFO_PAGE * s.page_size);
+
+	pthread_create(&vcpu_tid, NULL, vcpu_thread, &s);
 	pthread_create(&sender_tid, NULL, sender_thread, &s);
 
 	ok = back_to_rw(&s, "start");
@@ -484,7 +531,7 @@ int main(int argc, char *argv[])
 	TEST_REQUIRE(xen_caps & KVM_XEN_HVM_CONFIG_EVTCHN_SEND);
 
 	ksft_print_header();
-	ksft_set_plan(1);
+	ksft_set_plan(cost ? 1 : 2);
 	print_pfncache_policy();
 
 	if (cost)

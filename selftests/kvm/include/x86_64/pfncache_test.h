@@ -138,10 +138,11 @@ static inline long pfncache_stat(struct kvm_vm *vm, const char *name)
 
 static inline void print_pfncache_stats(struct kvm_vm *vm)
 {
-	ksft_print_msg("pfncache stats: inval_start=%ld inval_range=%ld retries=%ld\n",
+	ksft_print_msg("pfncache stats: inval_start=%ld inval_range=%ld retries=%ld waits=%ld\n",
 		       pfncache_stat(vm, "pfncache_inval_start"),
 		       pfncache_stat(vm, "pfncache_inval_range"),
-		       pfncache_stat(vm, "pfncache_refresh_retries"));
+		       pfncache_stat(vm, "pfncache_refresh_retries"),
+		       pfncache_stat(vm, "pfncache_refresh_waits"));
 }
 
 #endif /* SELFTEST_KVM_PFNCACHE_TEST_H */
