@@ -259,24 +259,46 @@ pub const SELFTEST_COMPAT: &str = "selftests/compat/linux-6.1.192-build.h";
 
 /// Builds, boots and checks one commit. `progress` receives one line per
 /// step with the elapsed time and where the log is.
+///
+/// `prebuilt` is the build of an earlier run in the same workspace: when
+/// it is of `commit` with `spec`'s config and its bzImage is still there,
+/// it is used as it is (with a zero build time), so that the plans run at
+/// one commit build it once. Nothing else may have built in between.
 pub fn test_commit(
     setup: &Setup,
     label: &str,
     commit: &str,
     spec: &ConfigSpec,
     plan: &Plan,
+    prebuilt: Option<&Built>,
     progress: &mut dyn FnMut(&str),
 ) -> Result<TestRun> {
     let t0 = Instant::now();
     let short = commit.get(..12).unwrap_or(commit);
-    progress(&format!("{label}: build [{}] ...", spec.name));
-    let built = setup.ws.build(commit, spec)?;
-    progress(&format!(
-        "{label}: built in {:.0}s, {} KVM warning(s); log {}",
-        built.duration.as_secs_f64(),
-        built.kvm_warnings.len(),
-        built.log.display()
-    ));
+    let built = match prebuilt {
+        Some(b) if reusable(b, commit, spec) => {
+            progress(&format!(
+                "{label}: build [{}] reused ({} KVM warning(s))",
+                spec.name,
+                b.kvm_warnings.len()
+            ));
+            Built {
+                duration: Duration::ZERO,
+                ..b.clone()
+            }
+        }
+        _ => {
+            progress(&format!("{label}: build [{}] ...", spec.name));
+            let built = setup.ws.build(commit, spec)?;
+            progress(&format!(
+                "{label}: built in {:.0}s, {} KVM warning(s); log {}",
+                built.duration.as_secs_f64(),
+                built.kvm_warnings.len(),
+                built.log.display()
+            ));
+            built
+        }
+    };
     let t = Instant::now();
     let compat = setup.repo_root.join(SELFTEST_COMPAT);
     let st = setup
@@ -346,6 +368,12 @@ pub fn test_commit(
         expect_failures: plan.expect_failures.is_some(),
         absent,
     })
+}
+
+/// Whether `built` is a build of `commit` with `spec`'s config whose image
+/// is still on disk.
+fn reusable(built: &Built, commit: &str, spec: &ConfigSpec) -> bool {
+    built.commit == commit && built.config == spec.name && built.bzimage.is_file()
 }
 
 /// Boots once with `cfg`, the console going to `console`, parsing it as
@@ -785,6 +813,34 @@ pub fn render_table(rows: &[Row]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_build_is_reused_only_for_its_commit_and_config() {
+        let dir = tempfile::tempdir().unwrap();
+        let image = dir.path().join("bzImage");
+        std::fs::write(&image, b"kernel").unwrap();
+        let built = Built {
+            commit: "c1".into(),
+            config: "kvm-mm".into(),
+            bzimage: image.clone(),
+            build_dir: dir.path().into(),
+            log: dir.path().join("log"),
+            duration: Duration::from_secs(20),
+            config_changed: false,
+            kvm_warnings: Vec::new(),
+            other_warnings: 0,
+        };
+        let spec = |name: &str| ConfigSpec {
+            name: name.into(),
+            fragments: Vec::new(),
+            make_args: Vec::new(),
+        };
+        assert!(reusable(&built, "c1", &spec("kvm-mm")));
+        assert!(!reusable(&built, "c2", &spec("kvm-mm")));
+        assert!(!reusable(&built, "c1", &spec("debug")));
+        std::fs::remove_file(&image).unwrap();
+        assert!(!reusable(&built, "c1", &spec("kvm-mm")));
+    }
 
     #[test]
     fn snapshot_round_trip() {

@@ -413,7 +413,7 @@ fn test_cmd(
         repo_root: root,
         accept,
     };
-    let run = kmm_ci::test_commit(&setup, &label, &id, &spec, &plan, &mut progress)?;
+    let run = kmm_ci::test_commit(&setup, &label, &id, &spec, &plan, None, &mut progress)?;
     print!("{}", run.report.render_human());
     for sp in &run.boot.splats {
         println!(
@@ -498,6 +498,8 @@ fn ci_cmd(
     let mut rows = Vec::new();
     let mut expected = Vec::new();
     let mut prev_warnings: Option<Vec<kmm_build::Warning>> = None;
+    // The build of the main plan, reused by its `also` plans.
+    let mut main_build: Option<kmm_build::Built> = None;
     for (i, (label, id)) in all.iter().enumerate() {
         let main_plan = if i + 1 == all.len() {
             &tip_plan
@@ -508,7 +510,8 @@ fn ci_cmd(
             std::iter::once(main_plan).chain(main_plan.also.iter().filter_map(|n| extra.get(n)));
         for (j, plan) in plans_here.enumerate() {
             expected.push(setup.snapshot_file(config, &plan.name, label));
-            match kmm_ci::test_commit(&setup, label, id, &spec, plan, &mut progress) {
+            let prebuilt = if j == 0 { None } else { main_build.as_ref() };
+            match kmm_ci::test_commit(&setup, label, id, &spec, plan, prebuilt, &mut progress) {
                 Ok(run) => {
                     // New warnings are the main plan's business; the build is
                     // the same for the others.
@@ -528,6 +531,7 @@ fn ci_cmd(
                     ));
                     if j == 0 {
                         prev_warnings = Some(run.built.kvm_warnings.clone());
+                        main_build = Some(run.built.clone());
                     }
                     rows.push(row);
                 }
