@@ -234,8 +234,12 @@ static bool hold_no_write(struct stress *s, const char *what)
 /* The page is mapped again: a send that succeeds from now on lands in it. */
 static bool back_to_rw(struct stress *s, const char *what)
 {
-	enter(s, PHASE_RW);
+	/*
+	 * Clear first: a send of the new epoch starts after enter(), so after
+	 * the clear, and its bit cannot be cleared by it.
+	 */
 	clear_port(shinfo_alias(s));
+	enter(s, PHASE_RW);
 	if (!wait_for_send(s, what))
 		return false;
 	if (!port_pending(shinfo_alias(s))) {
