@@ -138,6 +138,15 @@ static void expect_call(struct kunit *test, int i,
 	KUNIT_EXPECT_EQ(test, vm->calls[i].end, end);
 }
 
+/* The handler ran @nr times, on_first_slot() @first times. */
+static void expect_counts(struct kunit *test, int nr, int first)
+{
+	struct walker_vm *vm = test->priv;
+
+	KUNIT_EXPECT_EQ(test, vm->nr_calls, nr);
+	KUNIT_EXPECT_EQ(test, vm->first_slot_calls, first);
+}
+
 #define UADDR	0x7f0000000000UL
 #define PG(n)	((unsigned long)(n) << PAGE_SHIFT)
 
@@ -148,8 +157,7 @@ static void walker_one_slot_test(struct kunit *test)
 	struct kvm_memory_slot *s = add_slot(vm, 0, UADDR, 0x100, 8);
 
 	walk(vm, UADDR + PG(1), UADDR + PG(3));
-	KUNIT_EXPECT_EQ(test, vm->nr_calls, 1);
-	KUNIT_EXPECT_EQ(test, vm->first_slot_calls, 1);
+	expect_counts(test, 1, 1);
 	expect_call(test, 0, s, 0x101, 0x103);
 
 	/* Every page that the range touches, even by one byte. */
@@ -192,12 +200,10 @@ static void walker_no_slot_test(struct kunit *test)
 
 	/* The end is exclusive: a range that ends where the slot starts. */
 	KUNIT_EXPECT_EQ(test, walk(vm, UADDR - PG(2), UADDR), 0);
-	KUNIT_EXPECT_EQ(test, vm->nr_calls, 0);
-	KUNIT_EXPECT_EQ(test, vm->first_slot_calls, 0);
+	expect_counts(test, 0, 0);
 
 	walk(vm, UADDR + PG(8), UADDR + PG(9));
-	KUNIT_EXPECT_EQ(test, vm->nr_calls, 0);
-	KUNIT_EXPECT_EQ(test, vm->first_slot_calls, 0);
+	expect_counts(test, 0, 0);
 }
 
 /*
@@ -213,15 +219,13 @@ static void walker_two_slots_test(struct kunit *test)
 	b = add_slot(vm, 0, UADDR + PG(8), 0x40000, 2);
 
 	walk(vm, UADDR + PG(2), UADDR + PG(9));
-	KUNIT_EXPECT_EQ(test, vm->nr_calls, 2);
-	KUNIT_EXPECT_EQ(test, vm->first_slot_calls, 1);
+	expect_counts(test, 2, 1);
 	expect_call(test, 0, a, 0x102, 0x104);
 	expect_call(test, 1, b, 0x40000, 0x40001);
 
 	/* Only the hole. */
 	walk(vm, UADDR + PG(4), UADDR + PG(8));
-	KUNIT_EXPECT_EQ(test, vm->nr_calls, 0);
-	KUNIT_EXPECT_EQ(test, vm->first_slot_calls, 0);
+	expect_counts(test, 0, 0);
 }
 
 /* Memslots of every address space (SMM on x86) map the same hvas. */
@@ -237,8 +241,7 @@ static void walker_address_spaces_test(struct kunit *test)
 	s1 = add_slot(vm, KVM_ADDRESS_SPACE_NUM - 1, UADDR + PG(2), 0x200, 4);
 
 	walk(vm, UADDR + PG(3), UADDR + PG(4));
-	KUNIT_EXPECT_EQ(test, vm->nr_calls, 2);
-	KUNIT_EXPECT_EQ(test, vm->first_slot_calls, 1);
+	expect_counts(test, 2, 1);
 	expect_call(test, 0, s0, 0x103, 0x104);
 	expect_call(test, 1, s1, 0x201, 0x202);
 }
@@ -282,8 +285,7 @@ static void walker_first_slot_only_test(struct kunit *test)
 	add_slot(vm, 0, UADDR + PG(4), 0x200, 4);
 
 	KUNIT_EXPECT_EQ(test, __kvm_handle_hva_range(&vm->kvm, &range), 0);
-	KUNIT_EXPECT_EQ(test, vm->first_slot_calls, 1);
-	KUNIT_EXPECT_EQ(test, vm->nr_calls, 0);
+	expect_counts(test, 0, 1);
 }
 
 static struct kunit_case kvm_mm_walker_test_cases[] = {

@@ -497,8 +497,8 @@ fn ci_cmd(
     }
     let mut rows = Vec::new();
     let mut expected = Vec::new();
-    let mut prev_warnings: Option<Vec<kmm_build::Warning>> = None;
-    // The build of the main plan, reused by its `also` plans.
+    // The last main plan's build: reused by its `also` plans, and the
+    // warnings the next commit's build is compared with.
     let mut main_build: Option<kmm_build::Built> = None;
     for (i, (label, id)) in all.iter().enumerate() {
         let main_plan = if i + 1 == all.len() {
@@ -516,7 +516,7 @@ fn ci_cmd(
                     // New warnings are the main plan's business; the build is
                     // the same for the others.
                     let prev = if j == 0 {
-                        prev_warnings.as_deref()
+                        main_build.as_ref().map(|b| b.kvm_warnings.as_slice())
                     } else {
                         None
                     };
@@ -530,7 +530,6 @@ fn ci_cmd(
                         }
                     ));
                     if j == 0 {
-                        prev_warnings = Some(run.built.kvm_warnings.clone());
                         main_build = Some(run.built.clone());
                     }
                     rows.push(row);
