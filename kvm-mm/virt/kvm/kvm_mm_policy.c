@@ -1,20 +1,14 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * C implementation of the gfn_to_pfn cache invalidation policy. It is used
- * when CONFIG_KVM_MM_RUST=n and is the reference that kvm_mm_rs.rs is
+ * C implementation of the gfn_to_pfn cache invalidation classifier. It is
+ * used when CONFIG_KVM_MM_RUST=n and is the reference that kvm_mm_rs.rs is
  * tested against, so the two must agree on every input, including the
- * invalid ones.
- *
- * The arithmetic never wraps silently: sums use check_add_overflow() and
- * shifts check their width first.
+ * invalid ones. The range math is static inline in kvm_mm_policy.h.
  */
 
 #include <linux/build_bug.h>
 #include <linux/kvm_types.h>
-#include <linux/limits.h>
-#include <linux/minmax.h>
 #include <linux/mmu_notifier.h>
-#include <linux/overflow.h>
 #include <linux/types.h>
 
 #include "kvm_mm_policy.h"
@@ -35,8 +29,6 @@ static_assert(KVM_MM_GUEST_USES_PFN == (u32)KVM_GUEST_USES_PFN);
 static_assert(KVM_MM_HOST_USES_PFN == (u32)KVM_HOST_USES_PFN);
 static_assert(KVM_MM_USES_PFN_MASK == (u32)KVM_GUEST_AND_HOST_USE_PFN);
 static_assert(sizeof(struct kvm_mm_range) == 2 * sizeof(u64));
-
-static const struct kvm_mm_range kvm_mm_empty_range;
 
 u32 kvm_mm_c_inval_point(u32 event, u32 usage, u32 policy, bool implicit)
 {
@@ -66,92 +58,4 @@ u32 kvm_mm_c_inval_point(u32 event, u32 usage, u32 policy, bool implicit)
 	default:
 		return KVM_MM_INVAL_AT_START;
 	}
-}
-
-bool kvm_mm_c_covers_uhva(u64 start, u64 end, u64 uhva)
-{
-	return start <= uhva && uhva < end;
-}
-
-bool kvm_mm_c_ranges_overlap(u64 a_start, u64 a_end, u64 b_start, u64 b_end)
-{
-	return a_start < a_end && b_start < b_end &&
-	       a_start < b_end && b_start < a_end;
-}
-
-/*
- * The end of a slot's hvas, saturated to U64_MAX if it does not fit in 64
- * bits: covering too much only makes invalidation more conservative, and
- * KVM never creates such a slot. @page_shift must be below 64.
- */
-static u64 kvm_mm_slot_end(u64 uaddr, u64 npages, u32 page_shift)
-{
-	u64 end;
-
-	if (npages > (U64_MAX >> page_shift))
-		return U64_MAX;
-	if (check_add_overflow(uaddr, npages << page_shift, &end))
-		return U64_MAX;
-	return end;
-}
-
-struct kvm_mm_range kvm_mm_c_clamp_to_slot(u64 start, u64 end, u64 slot_uaddr,
-					   u64 slot_npages, u32 page_shift)
-{
-	struct kvm_mm_range range;
-
-	if (page_shift >= 64)
-		return kvm_mm_empty_range;
-
-	range.start = max(start, slot_uaddr);
-	range.end = min(end, kvm_mm_slot_end(slot_uaddr, slot_npages,
-					     page_shift));
-	if (kvm_mm_range_empty(range))
-		return kvm_mm_empty_range;
-	return range;
-}
-
-/*
- * The end is computed from the last byte, (end - 1 - uaddr) >> shift, plus
- * one. That equals hva_to_gfn_memslot(end + PAGE_SIZE - 1) but does not
- * overflow when @hva_end is in the last page of the address space.
- */
-struct kvm_mm_range kvm_mm_c_hva_range_to_gfn_range(u64 hva_start, u64 hva_end,
-						    u64 slot_uaddr,
-						    u64 base_gfn,
-						    u32 page_shift)
-{
-	struct kvm_mm_range gfns;
-	u64 first, last;
-
-	if (page_shift >= 64 || hva_start >= hva_end || hva_start < slot_uaddr)
-		return kvm_mm_empty_range;
-
-	/* slot_uaddr <= hva_start < hva_end, so nothing here wraps. */
-	first = (hva_start - slot_uaddr) >> page_shift;
-	last = (hva_end - 1 - slot_uaddr) >> page_shift;
-
-	/* last <= U64_MAX - 1, so only the sums can overflow. */
-	if (check_add_overflow(base_gfn, first, &gfns.start) ||
-	    check_add_overflow(base_gfn, last + 1, &gfns.end))
-		return kvm_mm_empty_range;
-	return gfns;
-}
-
-struct kvm_mm_range kvm_mm_c_range_union(u64 cur_start, u64 cur_end,
-					 u64 new_start, u64 new_end)
-{
-	struct kvm_mm_range range;
-
-	if (cur_end <= cur_start) {
-		range.start = new_start;
-		range.end = new_end;
-	} else if (new_end <= new_start) {
-		range.start = cur_start;
-		range.end = cur_end;
-	} else {
-		range.start = min(cur_start, new_start);
-		range.end = max(cur_end, new_end);
-	}
-	return range;
 }

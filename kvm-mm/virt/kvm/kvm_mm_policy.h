@@ -5,10 +5,17 @@
  * or may be left to ->invalidate_range(), and the hva/gfn range math
  * around it.
  *
- * There are two implementations that must agree on every input:
- * kvm_mm_rs_*() in kvm_mm_rs.rs (CONFIG_KVM_MM_RUST=y) and the reference
- * copy kvm_mm_c_*() in kvm_mm_policy.c. Callers use the kvm_mm_*()
- * wrappers below, which pick one at build time.
+ * The range math is static inline C: the hva-range walker in kvm_mm.h,
+ * which every architecture with MMU notifiers builds, runs it for every
+ * memslot that an invalidation hits, and the gfn_to_pfn cache walk for
+ * every cache. The classifier, kvm_mm_inval_point(), runs only for the
+ * non-default policies and is out of line.
+ *
+ * Everything here also exists in Rust, kvm_mm_rs_*() in kvm_mm_rs.rs
+ * (CONFIG_KVM_MM_RUST=y): there the classifier and the clamp, gfn and union
+ * helpers call it, and the kvm_mm KUnit suite checks every Rust function
+ * against the C one. The C classifier, kvm_mm_c_inval_point() in
+ * kvm_mm_policy.c, is the reference.
  *
  * Ranges are half-open, [start, end). A range with end <= start is empty.
  * The helpers that return a struct kvm_mm_range return { 0, 0 } when they
@@ -18,6 +25,9 @@
 #ifndef __KVM_MM_POLICY_H__
 #define __KVM_MM_POLICY_H__
 
+#include <linux/limits.h>
+#include <linux/minmax.h>
+#include <linux/overflow.h>
 #include <linux/types.h>
 
 /* enum mmu_notifier_event, checked against it in kvm_mm_policy.c. */
@@ -66,16 +76,6 @@ struct kvm_mm_range {
  * the type that the Rust side returns.
  */
 u32 kvm_mm_c_inval_point(u32 event, u32 usage, u32 policy, bool implicit);
-bool kvm_mm_c_covers_uhva(u64 start, u64 end, u64 uhva);
-bool kvm_mm_c_ranges_overlap(u64 a_start, u64 a_end, u64 b_start, u64 b_end);
-struct kvm_mm_range kvm_mm_c_clamp_to_slot(u64 start, u64 end, u64 slot_uaddr,
-					   u64 slot_npages, u32 page_shift);
-struct kvm_mm_range kvm_mm_c_hva_range_to_gfn_range(u64 hva_start, u64 hva_end,
-						    u64 slot_uaddr,
-						    u64 base_gfn,
-						    u32 page_shift);
-struct kvm_mm_range kvm_mm_c_range_union(u64 cur_start, u64 cur_end,
-					 u64 new_start, u64 new_end);
 
 u32 kvm_mm_rs_inval_point(u32 event, u32 usage, u32 policy, bool implicit);
 bool kvm_mm_rs_covers_uhva(u64 start, u64 end, u64 uhva);
@@ -95,6 +95,95 @@ static inline bool kvm_mm_range_empty(struct kvm_mm_range range)
 	return range.end <= range.start;
 }
 
+static inline bool kvm_mm_c_covers_uhva(u64 start, u64 end, u64 uhva)
+{
+	return start <= uhva && uhva < end;
+}
+
+static inline bool kvm_mm_c_ranges_overlap(u64 a_start, u64 a_end,
+					   u64 b_start, u64 b_end)
+{
+	return a_start < a_end && b_start < b_end &&
+	       a_start < b_end && b_start < a_end;
+}
+
+/*
+ * The end of a slot's hvas, saturated to U64_MAX if it does not fit in 64
+ * bits: covering too much only makes invalidation more conservative, and
+ * KVM never creates such a slot. @page_shift must be below 64.
+ */
+static inline u64 kvm_mm_c_slot_end(u64 uaddr, u64 npages, u32 page_shift)
+{
+	u64 end;
+
+	if (npages > (U64_MAX >> page_shift))
+		return U64_MAX;
+	if (check_add_overflow(uaddr, npages << page_shift, &end))
+		return U64_MAX;
+	return end;
+}
+
+static inline struct kvm_mm_range
+kvm_mm_c_clamp_to_slot(u64 start, u64 end, u64 slot_uaddr, u64 slot_npages,
+		       u32 page_shift)
+{
+	struct kvm_mm_range range = { 0, 0 };
+
+	if (page_shift >= 64)
+		return range;
+
+	range.start = max(start, slot_uaddr);
+	range.end = min(end, kvm_mm_c_slot_end(slot_uaddr, slot_npages,
+					       page_shift));
+	if (kvm_mm_range_empty(range))
+		range.start = range.end = 0;
+	return range;
+}
+
+/*
+ * The end is computed from the last byte, (end - 1 - uaddr) >> shift, plus
+ * one. That equals hva_to_gfn_memslot(end + PAGE_SIZE - 1) but does not
+ * overflow when @hva_end is in the last page of the address space.
+ */
+static inline struct kvm_mm_range
+kvm_mm_c_hva_range_to_gfn_range(u64 hva_start, u64 hva_end, u64 slot_uaddr,
+				u64 base_gfn, u32 page_shift)
+{
+	struct kvm_mm_range gfns = { 0, 0 };
+	u64 first, last;
+
+	if (page_shift >= 64 || hva_start >= hva_end || hva_start < slot_uaddr)
+		return gfns;
+
+	/* slot_uaddr <= hva_start < hva_end, so nothing here wraps. */
+	first = (hva_start - slot_uaddr) >> page_shift;
+	last = (hva_end - 1 - slot_uaddr) >> page_shift;
+
+	/* last <= U64_MAX - 1, so only the sums can overflow. */
+	if (check_add_overflow(base_gfn, first, &gfns.start) ||
+	    check_add_overflow(base_gfn, last + 1, &gfns.end))
+		gfns.start = gfns.end = 0;
+	return gfns;
+}
+
+static inline struct kvm_mm_range
+kvm_mm_c_range_union(u64 cur_start, u64 cur_end, u64 new_start, u64 new_end)
+{
+	struct kvm_mm_range range;
+
+	if (cur_end <= cur_start) {
+		range.start = new_start;
+		range.end = new_end;
+	} else if (new_end <= new_start) {
+		range.start = cur_start;
+		range.end = cur_end;
+	} else {
+		range.start = min(cur_start, new_start);
+		range.end = max(cur_end, new_end);
+	}
+	return range;
+}
+
 /*
  * Classify one notifier event for one cache. @implicit is true while mm's
  * invalidate_range_end() still calls ->invalidate_range(). Unknown values
@@ -108,11 +197,12 @@ kvm_mm_inval_point(u32 event, u32 usage, u32 policy, bool implicit)
 	return kvm_mm_c_inval_point(event, usage, policy, implicit);
 }
 
-/* Whether @uhva is in [@start, @end). */
+/*
+ * Whether @uhva is in [@start, @end). One comparison per cache under its
+ * lock: always C, the Rust twin is only checked against it.
+ */
 static inline bool kvm_mm_covers_uhva(u64 start, u64 end, u64 uhva)
 {
-	if (IS_ENABLED(CONFIG_KVM_MM_RUST))
-		return kvm_mm_rs_covers_uhva(start, end, uhva);
 	return kvm_mm_c_covers_uhva(start, end, uhva);
 }
 
@@ -120,8 +210,6 @@ static inline bool kvm_mm_covers_uhva(u64 start, u64 end, u64 uhva)
 static inline bool kvm_mm_ranges_overlap(u64 a_start, u64 a_end,
 					 u64 b_start, u64 b_end)
 {
-	if (IS_ENABLED(CONFIG_KVM_MM_RUST))
-		return kvm_mm_rs_ranges_overlap(a_start, a_end, b_start, b_end);
 	return kvm_mm_c_ranges_overlap(a_start, a_end, b_start, b_end);
 }
 

@@ -41,12 +41,17 @@ pub mod sys {
 pub enum Impl {
     /// `kvm_mm::kvm_mm_rs_*()`, called from Rust.
     Rust,
-    /// `kvm_mm_c_*()` from `kvm_mm_policy.c`.
+    /// The C reference: `kvm_mm_c_inval_point()` from `kvm_mm_policy.c`,
+    /// and for the range math the header's static inline `kvm_mm_c_*()`
+    /// helpers (called through the out-of-line copies of the header's
+    /// wrappers built with `CONFIG_KVM_MM_RUST=n`, since static inline
+    /// functions have no symbol).
     C,
     /// The header's `kvm_mm_*()` wrappers with `CONFIG_KVM_MM_RUST=n`.
     HeaderC,
     /// The header's `kvm_mm_*()` wrappers with `CONFIG_KVM_MM_RUST=y`:
-    /// C calling Rust through the prototypes in the header.
+    /// C calling Rust through the prototypes in the header (except
+    /// `covers_uhva()` and `ranges_overlap()`, which stay C in both).
     HeaderRust,
 }
 
@@ -99,8 +104,7 @@ impl Impl {
     pub fn covers_uhva(self, start: u64, end: u64, uhva: u64) -> bool {
         let f: CoversFn = match self {
             Impl::Rust => return kvm_mm::kvm_mm_rs_covers_uhva(start, end, uhva),
-            Impl::C => sys::kvm_mm_c_covers_uhva,
-            Impl::HeaderC => sys::kvm_mm_diff_c_covers_uhva,
+            Impl::C | Impl::HeaderC => sys::kvm_mm_diff_c_covers_uhva,
             Impl::HeaderRust => sys::kvm_mm_diff_rs_covers_uhva,
         };
         // SAFETY: f is one of this policy's C functions, which read only
@@ -112,8 +116,7 @@ impl Impl {
     pub fn ranges_overlap(self, a_start: u64, a_end: u64, b_start: u64, b_end: u64) -> bool {
         let f: OverlapFn = match self {
             Impl::Rust => return kvm_mm::kvm_mm_rs_ranges_overlap(a_start, a_end, b_start, b_end),
-            Impl::C => sys::kvm_mm_c_ranges_overlap,
-            Impl::HeaderC => sys::kvm_mm_diff_c_ranges_overlap,
+            Impl::C | Impl::HeaderC => sys::kvm_mm_diff_c_ranges_overlap,
             Impl::HeaderRust => sys::kvm_mm_diff_rs_ranges_overlap,
         };
         // SAFETY: f is one of this policy's C functions, which read only
@@ -140,8 +143,7 @@ impl Impl {
                     page_shift,
                 );
             }
-            Impl::C => sys::kvm_mm_c_clamp_to_slot,
-            Impl::HeaderC => sys::kvm_mm_diff_c_clamp_to_slot,
+            Impl::C | Impl::HeaderC => sys::kvm_mm_diff_c_clamp_to_slot,
             Impl::HeaderRust => sys::kvm_mm_diff_rs_clamp_to_slot,
         };
         // SAFETY: f is one of this policy's C functions, which read only
@@ -165,8 +167,7 @@ impl Impl {
                     hva_start, hva_end, slot_uaddr, base_gfn, page_shift,
                 );
             }
-            Impl::C => sys::kvm_mm_c_hva_range_to_gfn_range,
-            Impl::HeaderC => sys::kvm_mm_diff_c_hva_range_to_gfn_range,
+            Impl::C | Impl::HeaderC => sys::kvm_mm_diff_c_hva_range_to_gfn_range,
             Impl::HeaderRust => sys::kvm_mm_diff_rs_hva_range_to_gfn_range,
         };
         // SAFETY: f is one of this policy's C functions, which read only
@@ -180,8 +181,7 @@ impl Impl {
             Impl::Rust => {
                 return kvm_mm::kvm_mm_rs_range_union(cur_start, cur_end, new_start, new_end)
             }
-            Impl::C => sys::kvm_mm_c_range_union,
-            Impl::HeaderC => sys::kvm_mm_diff_c_range_union,
+            Impl::C | Impl::HeaderC => sys::kvm_mm_diff_c_range_union,
             Impl::HeaderRust => sys::kvm_mm_diff_rs_range_union,
         };
         // SAFETY: f is one of this policy's C functions, which read only
