@@ -1,6 +1,7 @@
 #!/bin/sh
-# The cost of an MMU notifier event on a range outside guest memory, with
-# many gfn_to_pfn caches, before and after the series, in one run:
+# The cost of an MMU notifier event on a range outside guest memory and on
+# one inside it, with many gfn_to_pfn caches, before and after the series,
+# in one run:
 #
 #   sh ci/bench-notifier.sh [VCPUS] [ITERATIONS]
 #
@@ -9,8 +10,9 @@
 # (default config), builds pfncache_stress_test from the tip, boots each
 # kernel under QEMU TCG and runs `pfncache_stress_test -c -v VCPUS -i
 # ITERATIONS` there:
-# the ns per mprotect() of a page outside guest memory without caches and
-# with three caches per vCPU. Prints one line per kernel and the ratios.
+# the ns per mprotect() of a page outside guest memory, and of a guest
+# memory page that no cache uses, without caches and with three caches per
+# vCPU. Prints one line per kernel and the ratios.
 # Timing under TCG: compare kernels within one run, not across machines.
 set -eu
 cd "$(dirname "$0")/.."
@@ -19,9 +21,10 @@ iterations=${2:-20000}
 kmm=./target/release/kmm
 [ -x "$kmm" ] || cargo build --release --quiet -p kmm
 
-# The patch that adds the memslot check, by subject.
-walk=$(ls patches/v1 | sed -n 's/^\([0-9]*\)-KVM-Walk-the-gfn_to_pfn-caches-only.*/\1/p')
-[ -n "$walk" ] || { echo "bench-notifier: no 'Walk the gfn_to_pfn caches' patch in patches/v1" >&2; exit 2; }
+# The patch that adds the memslot check, by subject, in the current version.
+version=$(sed -n '/^\[series\]/,/^\[/s/^version = \([0-9]*\)/\1/p' patches/series.toml)
+walk=$(ls "patches/v$version" | sed -n 's/^\([0-9]*\)-KVM-Walk-the-gfn_to_pfn-caches-only.*/\1/p')
+[ -n "$walk" ] || { echo "bench-notifier: no 'Walk the gfn_to_pfn caches' patch in patches/v$version" >&2; exit 2; }
 walk=$(echo "$walk" | sed "s/^0*//")
 before_walk=$((walk - 1))
 kernels="base $before_walk $walk tip"
@@ -47,7 +50,7 @@ make -s -C "$src" O="$build" headers_install
 mkdir -p "$tmp/st"
 make -s -C "$src/tools/testing/selftests/kvm" OUTPUT="$tmp/st" \
 	INSTALL_HDR_PATH="$build/usr" KHDR_INCLUDES="-isystem $build/usr/include" \
-	EXTRA_CFLAGS="-static -include $PWD/selftests/compat/linux-6.1.192-build.h" \
+	EXTRA_CFLAGS="-static" \
 	"$tmp/st/x86_64/pfncache_stress_test"
 
 root=$tmp/root
@@ -70,17 +73,21 @@ for c in $kernels; do
 		-nographic -no-reboot -kernel "$tmp/bzImage-$c" \
 		-initrd "$tmp/initramfs.cpio" \
 		-append "console=ttyS0 tsc=reliable panic=-1 quiet" >"$tmp/log-$c" 2>&1 || true
-	line=$(sed -n 's/.*notifier cost: \([0-9]*\) ns without caches, \([0-9]*\) ns with \([0-9]*\) caches.*/\1 \2 \3/p' "$tmp/log-$c")
-	[ -n "$line" ] || { echo "bench-notifier: no result from the $c kernel:" >&2; tail -20 "$tmp/log-$c" >&2; exit 1; }
-	echo "$c $line" >>"$tmp/results"
-	set -- $line
-	echo "$c: $1 ns per mprotect() without caches, $2 ns with $3 caches"
+	pat='s/.*notifier cost: \([0-9]*\) ns without caches, \([0-9]*\) ns with \([0-9]*\) caches'
+	out=$(grep -v ', inside' "$tmp/log-$c" | sed -n "$pat.*/\\1 \\2 \\3/p")
+	inside=$(grep ', inside' "$tmp/log-$c" | sed -n "$pat.*/\\1 \\2/p")
+	[ -n "$out" ] && [ -n "$inside" ] || { echo "bench-notifier: no result from the $c kernel:" >&2; tail -20 "$tmp/log-$c" >&2; exit 1; }
+	echo "$c $out $inside" >>"$tmp/results"
+	set -- $out $inside
+	echo "$c: outside guest memory $1 ns without caches, $2 ns with $3 caches; inside $4 ns without, $5 ns with"
 done
 awk '
-	{ without[$1] = $2; with[$1] = $3; order[NR] = $1 }
+	{ without[$1] = $2; with[$1] = $3; in_without[$1] = $5; in_with[$1] = $6; order[NR] = $1 }
 	END {
 		b = order[1]; t = order[NR]
-		printf "with caches, %s / %s: %.2f\n", b, t, with[b] / with[t]
-		printf "cost of the caches (with - without): %s %d ns, %s %d ns\n",
-		       b, with[b] - without[b], t, with[t] - without[t]
+		printf "outside, with caches, %s / %s: %.2f\n", b, t, with[b] / with[t]
+		printf "inside, with caches, %s / %s: %.2f\n", b, t, in_with[b] / in_with[t]
+		printf "cost of the caches (with - without): outside %s %d ns, %s %d ns; inside %s %d ns, %s %d ns\n",
+		       b, with[b] - without[b], t, with[t] - without[t],
+		       b, in_with[b] - in_without[b], t, in_with[t] - in_without[t]
 	}' "$tmp/results"

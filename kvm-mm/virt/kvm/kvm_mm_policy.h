@@ -135,8 +135,10 @@ kvm_mm_c_clamp_to_slot(u64 start, u64 end, u64 slot_uaddr, u64 slot_npages,
 	range.start = max(start, slot_uaddr);
 	range.end = min(end, kvm_mm_c_slot_end(slot_uaddr, slot_npages,
 					       page_shift));
-	if (kvm_mm_range_empty(range))
-		range.start = range.end = 0;
+	if (kvm_mm_range_empty(range)) {
+		range.start = 0;
+		range.end = 0;
+	}
 	return range;
 }
 
@@ -161,8 +163,10 @@ kvm_mm_c_hva_range_to_gfn_range(u64 hva_start, u64 hva_end, u64 slot_uaddr,
 
 	/* last <= U64_MAX - 1, so only the sums can overflow. */
 	if (check_add_overflow(base_gfn, first, &gfns.start) ||
-	    check_add_overflow(base_gfn, last + 1, &gfns.end))
-		gfns.start = gfns.end = 0;
+	    check_add_overflow(base_gfn, last + 1, &gfns.end)) {
+		gfns.start = 0;
+		gfns.end = 0;
+	}
 	return gfns;
 }
 
