@@ -18,7 +18,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// Directories whose warnings count against a commit.
+/// Directories whose warnings count against a commit on x86 (see
+/// [`ConfigSpec::kvm_dirs`] for the other architectures).
 pub const KVM_DIRS: [&str; 2] = ["virt/kvm/", "arch/x86/kvm/"];
 
 /// What can go wrong while building.
@@ -54,6 +55,17 @@ pub enum BuildError {
         first_error: Option<String>,
         /// Log file with the output.
         log: PathBuf,
+    },
+    /// Kconfig warned that a symbol was selected although its own
+    /// dependencies are not met: the .config is not what it seems.
+    #[error("config {config}: unmet direct dependencies detected for {symbol} ({detail})")]
+    UnmetDependencies {
+        /// The config.
+        config: String,
+        /// The selected symbol.
+        symbol: String,
+        /// Kconfig's `Depends on` and `Selected by` lines, joined.
+        detail: String,
     },
     /// An option the config fragment asks for is not in the final .config.
     #[error("config {config}: {option} was requested but is not in the final .config ({detail})")]
@@ -96,6 +108,65 @@ pub struct ConfigSpec {
     /// Extra `make` arguments this config needs (the LLVM/rustc toolchain
     /// for `rust`).
     pub make_args: Vec<String>,
+    /// `ARCH=`; `None` builds for the host (x86_64) without passing
+    /// `ARCH=` or `CROSS_COMPILE=`, as the boot configs always have.
+    pub arch: Option<String>,
+    /// `CROSS_COMPILE=` (`aarch64-linux-gnu-`); empty for the host's gcc.
+    pub cross_compile: String,
+    /// The make goals: `bzImage` for a boot config, `vmlinux` (and
+    /// `modules`) for a build target.
+    pub goals: Vec<String>,
+    /// Whether the config has a ccache directory of its own,
+    /// `<root>/ccache-<name>` (build targets), instead of the user's.
+    pub own_ccache: bool,
+}
+
+impl ConfigSpec {
+    /// A host (x86_64) config building `bzImage`, with the user's ccache.
+    pub fn host(name: &str, fragments: Vec<PathBuf>, make_args: Vec<String>) -> ConfigSpec {
+        ConfigSpec {
+            name: name.into(),
+            fragments,
+            make_args,
+            arch: None,
+            cross_compile: String::new(),
+            goals: vec!["bzImage".into()],
+            own_ccache: false,
+        }
+    }
+
+    /// The directory under `arch/` that this config builds (`x86` for
+    /// `ARCH=x86_64` and for the host).
+    pub fn srcarch(&self) -> &str {
+        srcarch(self.arch.as_deref().unwrap_or("x86"))
+    }
+
+    /// The KVM directories of this config's architecture, whose W=1
+    /// warnings are listed at every commit.
+    pub fn kvm_dirs(&self) -> Vec<String> {
+        vec!["virt/kvm/".into(), format!("arch/{}/kvm/", self.srcarch())]
+    }
+
+    /// The image the build produces, relative to the build directory:
+    /// the boot image for `bzImage`, else `vmlinux`.
+    pub fn image(&self) -> PathBuf {
+        if self.goals.iter().any(|g| g == "bzImage") {
+            PathBuf::from(format!("arch/{}/boot/bzImage", self.srcarch()))
+        } else {
+            PathBuf::from("vmlinux")
+        }
+    }
+}
+
+/// The source directory (`arch/<dir>`) of a make `ARCH=` value.
+pub fn srcarch(arch: &str) -> &str {
+    match arch {
+        "x86_64" | "i386" => "x86",
+        "sparc32" | "sparc64" => "sparc",
+        "sh64" => "sh",
+        "um" => "um",
+        a => a,
+    }
 }
 
 /// The default config every other one is merged on top of.
@@ -151,11 +222,7 @@ pub fn config_spec(configs_dir: &Path, name: &str) -> Result<ConfigSpec> {
     } else {
         Vec::new()
     };
-    Ok(ConfigSpec {
-        name: name.into(),
-        fragments,
-        make_args,
-    })
+    Ok(ConfigSpec::host(name, fragments, make_args))
 }
 
 /// A compiler warning.
@@ -216,27 +283,66 @@ pub fn normalize(path: &str) -> String {
     out.join("/")
 }
 
-/// The first compiler (`file:line:col: error: ...`) or make error of a
-/// build log, with paths relative to the tree.
+/// The first error of a build log, with paths relative to the tree: a
+/// compiler's (`file:line:col: error: ...`), else the linker's
+/// (`undefined reference to`, `multiple definition of`, with any
+/// cross-compiler prefix such as `aarch64-linux-gnu-ld:`), else
+/// modpost's (`ERROR: modpost: "sym" [virt/kvm/kvm.ko] undefined!`), else
+/// make's.
 pub fn first_error(log: &str, src: &Path) -> Option<String> {
     let prefix = format!("{}/", src.display());
-    let line = log
-        .lines()
-        .find(|l| l.contains(": error: ") || l.contains(": fatal error: "))
-        .or_else(|| {
-            log.lines()
-                .find(|l| l.starts_with("make") && l.contains("Error"))
-        })?;
-    let line = line.strip_prefix(&prefix).unwrap_or(line);
+    let find = |f: &dyn Fn(&str) -> bool| log.lines().find(|l| f(l));
+    let line = find(&|l| l.contains(": error: ") || l.contains(": fatal error: "))
+        .or_else(|| find(&is_linker_error))
+        .or_else(|| find(&|l| l.starts_with("ERROR: modpost: ")))
+        .or_else(|| find(&|l| l.starts_with("make") && l.contains("Error")))?;
+    let line = line.trim().replace(&prefix, "");
     Some(match line.split_once(':') {
         Some((file, rest)) if file.contains('/') => format!("{}:{rest}", normalize(file)),
-        _ => line.to_string(),
+        _ => line,
     })
 }
 
-/// Whether a warning is in the KVM directories.
+/// Whether a log line is a link error of `ld` (any `<triplet>-ld`) for a
+/// symbol: an undefined reference or a multiple definition.
+pub fn is_linker_error(line: &str) -> bool {
+    line.contains(": undefined reference to `")
+        || line.contains(": multiple definition of `")
+        || (line.contains("ld: ") && line.contains(": undefined symbol"))
+}
+
+/// Whether a warning is in the x86 KVM directories.
 pub fn is_kvm(w: &Warning) -> bool {
-    KVM_DIRS.iter().any(|d| w.file.starts_with(d))
+    in_dirs(w, &KVM_DIRS)
+}
+
+/// Whether a warning's file is under one of `dirs` (`virt/kvm/`, with the
+/// trailing slash; an empty string is the whole tree).
+pub fn in_dirs<S: AsRef<str>>(w: &Warning, dirs: &[S]) -> bool {
+    dirs.iter().any(|d| w.file.starts_with(d.as_ref()))
+}
+
+/// The `unmet direct dependencies` warnings of a Kconfig log, as
+/// (symbol, the `Depends on`/`Selected by` lines joined).
+pub fn unmet_dependencies(log: &str) -> Vec<(String, String)> {
+    let lines: Vec<&str> = log.lines().collect();
+    let mut out = Vec::new();
+    for (i, l) in lines.iter().enumerate() {
+        let Some(sym) = l
+            .trim()
+            .strip_prefix("WARNING: unmet direct dependencies detected for ")
+        else {
+            continue;
+        };
+        let detail: Vec<&str> = lines[i + 1..]
+            .iter()
+            .map(|d| d.trim())
+            .take_while(|d| !d.is_empty() && !d.starts_with("WARNING:"))
+            .filter(|d| !d.starts_with("- "))
+            .collect();
+        out.push((sym.trim().to_string(), detail.join("; ")));
+    }
+    out
 }
 
 /// Warnings of `now` whose (file, message) was not in `before`: line
@@ -270,8 +376,9 @@ pub struct Built {
     pub commit: String,
     /// The config.
     pub config: String,
-    /// `arch/x86/boot/bzImage`.
-    pub bzimage: PathBuf,
+    /// The image: `arch/x86/boot/bzImage`, or `vmlinux` for a build
+    /// target.
+    pub image: PathBuf,
     /// The `O=` directory.
     pub build_dir: PathBuf,
     /// Full log of configure and make.
@@ -284,6 +391,10 @@ pub struct Built {
     pub kvm_warnings: Vec<Warning>,
     /// Number of W=1 warnings elsewhere (printed by this build).
     pub other_warnings: usize,
+    /// Every W=1 warning this build printed: complete for the KVM
+    /// directories and for the `refresh` directories of
+    /// [`Workspace::build_with`], whose objects were rebuilt.
+    pub warnings: Vec<Warning>,
 }
 
 impl Workspace {
@@ -295,6 +406,11 @@ impl Workspace {
     /// The build directory of a config.
     pub fn build_dir(&self, config: &str) -> PathBuf {
         self.root.join(format!("build-{config}"))
+    }
+
+    /// The ccache directory of a config with [`ConfigSpec::own_ccache`].
+    pub fn ccache_dir(&self, config: &str) -> PathBuf {
+        self.root.join(format!("ccache-{config}"))
     }
 
     fn git(&self, args: &[&str], cwd: Option<&Path>) -> Result<()> {
@@ -382,8 +498,15 @@ impl Workspace {
             .arg(format!("O={}", out.display()))
             .arg(format!("-j{}", self.jobs))
             .args(&spec.make_args);
+        if let Some(arch) = &spec.arch {
+            c.arg(format!("ARCH={arch}"))
+                .arg(format!("CROSS_COMPILE={}", spec.cross_compile));
+        }
         if spec.make_args.iter().all(|a| !a.starts_with("LLVM=")) && which("ccache") {
-            c.arg("CC=ccache gcc");
+            c.arg(format!("CC=ccache {}gcc", spec.cross_compile));
+            if spec.own_ccache {
+                c.env("CCACHE_DIR", self.ccache_dir(&spec.name));
+            }
         }
         c
     }
@@ -416,6 +539,14 @@ impl Workspace {
             self.make(src, &cfg_dir, spec).arg("olddefconfig"),
             log,
         )?;
+        let text = std::fs::read_to_string(log).map_err(io(log, "read log"))?;
+        if let Some((symbol, detail)) = unmet_dependencies(&text).into_iter().next() {
+            return Err(BuildError::UnmetDependencies {
+                config: spec.name.clone(),
+                symbol,
+                detail,
+            });
+        }
         let new = std::fs::read_to_string(cfg_dir.join(".config"))
             .map_err(io(&cfg_dir, "read .config"))?;
         let defined = kconfig_symbols(src);
@@ -432,6 +563,14 @@ impl Workspace {
 
     /// Builds `commit` with `spec`. The log goes to `<root>/logs/`.
     pub fn build(&self, commit: &str, spec: &ConfigSpec) -> Result<Built> {
+        self.build_with(commit, spec, &[])
+    }
+
+    /// Builds `commit` with `spec`, after deleting the objects of the KVM
+    /// directories and of `refresh` (directories relative to the tree,
+    /// with a trailing slash) so that their W=1 warnings are printed again
+    /// (ccache replays them). The log goes to `<root>/logs/`.
+    pub fn build_with(&self, commit: &str, spec: &ConfigSpec, refresh: &[String]) -> Result<Built> {
         let t = Instant::now();
         let logs = self.root.join("logs");
         std::fs::create_dir_all(&logs).map_err(io(&logs, "create"))?;
@@ -441,27 +580,38 @@ impl Workspace {
         let src = self.checkout(commit)?;
         let config_changed = self.configure(&src, spec, &log)?;
         let build = self.build_dir(&spec.name);
-        for d in KVM_DIRS {
-            remove_objects(&build.join(d));
+        let kvm_dirs = spec.kvm_dirs();
+        for d in kvm_dirs.iter().chain(refresh) {
+            // Never the whole tree: a top-level file is not a directory
+            // whose warnings a commit is answerable for.
+            if !d.trim_matches('/').is_empty() {
+                remove_objects(&build.join(d));
+            }
         }
+        let step = format!("make {}", spec.goals.join(" "));
         self.run_logged(
-            "make bzImage",
-            self.make(&src, &build, spec).args(["W=1", "bzImage"]),
+            &step,
+            self.make(&src, &build, spec).arg("W=1").args(&spec.goals),
             &log,
         )?;
         let text = std::fs::read_to_string(&log).map_err(io(&log, "read log"))?;
         let all = parse_warnings(&text, &src);
-        let (kvm, other): (Vec<Warning>, Vec<Warning>) = all.into_iter().partition(is_kvm);
+        let kvm: Vec<Warning> = all
+            .iter()
+            .filter(|w| in_dirs(w, &kvm_dirs))
+            .cloned()
+            .collect();
         Ok(Built {
             commit: commit.into(),
             config: spec.name.clone(),
-            bzimage: build.join("arch/x86/boot/bzImage"),
+            image: build.join(spec.image()),
             build_dir: build,
             log,
             duration: t.elapsed(),
             config_changed,
+            other_warnings: all.len() - kvm.len(),
             kvm_warnings: kvm,
-            other_warnings: other.len(),
+            warnings: all,
         })
     }
 }
@@ -674,11 +824,7 @@ ld: warning: not a compiler warning
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("x.config");
         std::fs::write(&f, "CONFIG_KVM=y\n# CONFIG_VT is not set\n# comment\n").unwrap();
-        let spec = ConfigSpec {
-            name: "x".into(),
-            fragments: vec![f],
-            make_args: vec![],
-        };
+        let spec = ConfigSpec::host("x", vec![f], vec![]);
         let all = |_: &str| true;
         assert!(verify_config(&spec, "CONFIG_KVM=y\n# CONFIG_VT is not set\n", all).is_ok());
         assert!(verify_config(&spec, "CONFIG_KVM=y\n", all).is_ok());

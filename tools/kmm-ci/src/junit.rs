@@ -1,4 +1,4 @@
-//! JUnit XML for CI systems: one test case per commit and config.
+//! JUnit XML for CI systems: one test case per commit, target and plan.
 
 use std::fmt::Write as _;
 
@@ -41,10 +41,11 @@ pub fn render(suite: &str, rows: &[Row]) -> String {
     for r in rows {
         let _ = write!(
             s,
-            "    <testcase classname=\"{}.{}\" name=\"{}\" time=\"{:.1}\"",
-            escape(&r.config),
+            "    <testcase classname=\"{}.{}\" name=\"{}\" target=\"{}\" time=\"{:.1}\"",
+            escape(&r.target),
             escape(&r.plan),
             escape(&r.label),
+            escape(&r.target),
             r.seconds
         );
         if !r.failed {
@@ -68,8 +69,11 @@ pub fn render(suite: &str, rows: &[Row]) -> String {
         for f in &r.failures {
             let _ = writeln!(body, "failed: {f}");
         }
-        for w in &r.new_kvm_warnings {
-            let _ = writeln!(body, "new KVM warning: {w}");
+        if let Some(e) = &r.error {
+            let _ = writeln!(body, "{e}");
+        }
+        for w in &r.new_warnings {
+            let _ = writeln!(body, "new W=1 warning: {w}");
         }
         if let Some(d) = &r.snapshot_diff {
             body.push_str(d);
@@ -94,11 +98,13 @@ mod tests {
         Row {
             label: "0001-KVM-x<y".into(),
             commit: "abc".into(),
+            target: "kvm-mm".into(),
             config: "kvm-mm".into(),
             plan: "commit".into(),
             build: "ok".into(),
+            error: None,
             kvm_warnings: 0,
-            new_kvm_warnings: vec![],
+            new_warnings: vec![],
             boot: "powered off".into(),
             tests: "3/4".into(),
             failures: if failed {
@@ -120,7 +126,7 @@ mod tests {
     fn renders_and_escapes() {
         let x = render("kmm ci", &[row(false), row(true)]);
         assert!(x.contains("tests=\"2\" failures=\"1\""));
-        assert!(x.contains("name=\"0001-KVM-x&lt;y\""));
+        assert!(x.contains("name=\"0001-KVM-x&lt;y\" target=\"kvm-mm\""));
         assert!(x.contains("<failure message=\"failed: kvm/x (fail)\">"));
         assert_eq!(x.matches("<testcase").count(), 2);
     }

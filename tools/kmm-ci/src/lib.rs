@@ -20,6 +20,7 @@ use kmm_boot::qemu::{BootReport, Machine, Qemu, QemuConfig};
 use kmm_build::{Built, ConfigSpec, Workspace};
 
 pub mod junit;
+pub mod matrix;
 
 /// What can stop a test run (as opposed to a failing result).
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +51,14 @@ pub enum CiError {
         test: String,
         /// Where it was looked for.
         path: PathBuf,
+    },
+    /// `--target` names no target.
+    #[error("unknown target {name:?}; the targets are: {known}")]
+    UnknownTarget {
+        /// The name asked for.
+        name: String,
+        /// The boot config and the build targets.
+        known: String,
     },
     /// Reading or writing a snapshot failed.
     #[error("{path}: {source}")]
@@ -240,14 +249,29 @@ pub struct Setup {
     pub ws: Workspace,
     /// The kvm-mm repository root.
     pub repo_root: PathBuf,
+    /// The snapshot directory, holding `<config>/<plan>/<label>.snap`:
+    /// [`snapshot_root`] of the version under test.
+    pub snapshots: PathBuf,
     /// Write the snapshot instead of comparing.
     pub accept: bool,
 }
 
+/// The snapshot directory of version `version` of the series when
+/// `current` is series.toml's: `selftests/snapshots` for the current
+/// version, `selftests/snapshots/v<N>` for an older one (its labels and
+/// results are its own).
+pub fn snapshot_root(repo_root: &Path, version: u32, current: u32) -> PathBuf {
+    let dir = repo_root.join("selftests/snapshots");
+    if version == current {
+        dir
+    } else {
+        dir.join(format!("v{version}"))
+    }
+}
+
 impl Setup {
     fn snapshot_path(&self, config: &str, plan: &str, label: &str) -> PathBuf {
-        self.repo_root
-            .join("selftests/snapshots")
+        self.snapshots
             .join(config)
             .join(plan)
             .join(format!("{label}.snap"))
@@ -257,22 +281,42 @@ impl Setup {
 /// Force-included into the selftests of the base; see the header itself.
 pub const SELFTEST_COMPAT: &str = "selftests/compat/linux-6.1.192-build.h";
 
+/// One boot of [`test_commit`].
+#[derive(Debug, Clone, Copy)]
+pub struct Job<'a> {
+    /// Label (`0000-base`, `0001-KVM-...`).
+    pub label: &'a str,
+    /// Commit id.
+    pub commit: &'a str,
+    /// The config.
+    pub spec: &'a ConfigSpec,
+    /// The plan.
+    pub plan: &'a Plan,
+    /// The build of an earlier run in the same workspace: when it is of
+    /// `commit` with `spec`'s config and its image is still there, it is
+    /// used as it is (with a zero build time), so that the plans run at
+    /// one commit build it once. Nothing else may have built in between.
+    pub prebuilt: Option<&'a Built>,
+    /// Directories whose objects are rebuilt so that their W=1 warnings
+    /// are printed again (see [`Workspace::build_with`]).
+    pub refresh: &'a [String],
+}
+
 /// Builds, boots and checks one commit. `progress` receives one line per
 /// step with the elapsed time and where the log is.
-///
-/// `prebuilt` is the build of an earlier run in the same workspace: when
-/// it is of `commit` with `spec`'s config and its bzImage is still there,
-/// it is used as it is (with a zero build time), so that the plans run at
-/// one commit build it once. Nothing else may have built in between.
 pub fn test_commit(
     setup: &Setup,
-    label: &str,
-    commit: &str,
-    spec: &ConfigSpec,
-    plan: &Plan,
-    prebuilt: Option<&Built>,
+    job: &Job<'_>,
     progress: &mut dyn FnMut(&str),
 ) -> Result<TestRun> {
+    let Job {
+        label,
+        commit,
+        spec,
+        plan,
+        prebuilt,
+        refresh,
+    } = *job;
     let t0 = Instant::now();
     let short = commit.get(..12).unwrap_or(commit);
     let built = match prebuilt {
@@ -289,7 +333,7 @@ pub fn test_commit(
         }
         _ => {
             progress(&format!("{label}: build [{}] ...", spec.name));
-            let built = setup.ws.build(commit, spec)?;
+            let built = setup.ws.build_with(commit, spec, refresh)?;
             progress(&format!(
                 "{label}: built in {:.0}s, {} KVM warning(s); log {}",
                 built.duration.as_secs_f64(),
@@ -318,7 +362,7 @@ pub fn test_commit(
         ));
     }
     let logs = setup.ws.root.join("logs");
-    let mut cfg = QemuConfig::new(&built.bzimage);
+    let mut cfg = QemuConfig::new(&built.image);
     cfg.initrd = Some(image);
     cfg.cmdline_extra.extend(plan.cmdline.iter().cloned());
     // The runner kills a test after `per_test` seconds; QEMU gets that for
@@ -373,7 +417,7 @@ pub fn test_commit(
 /// Whether `built` is a build of `commit` with `spec`'s config whose image
 /// is still on disk.
 fn reusable(built: &Built, commit: &str, spec: &ConfigSpec) -> bool {
-    built.commit == commit && built.config == spec.name && built.bzimage.is_file()
+    built.commit == commit && built.config == spec.name && built.image.is_file()
 }
 
 /// Boots once with `cfg`, the console going to `console`, parsing it as
@@ -607,11 +651,11 @@ fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Snapshots under `selftests/snapshots/<config>/` that none of
-/// `expected` (paths this run compared against) accounts for: left over
-/// from renamed or dropped commits.
-pub fn stale_snapshots(repo_root: &Path, config: &str, expected: &[PathBuf]) -> Vec<PathBuf> {
-    let dir = repo_root.join("selftests/snapshots").join(config);
+/// Snapshots under `<snapshots>/<config>/` (see [`snapshot_root`]) that
+/// none of `expected` (paths this run compared against) accounts for:
+/// left over from renamed or dropped commits.
+pub fn stale_snapshots(snapshots: &Path, config: &str, expected: &[PathBuf]) -> Vec<PathBuf> {
+    let dir = snapshots.join(config);
     let mut out = Vec::new();
     let Ok(plans) = std::fs::read_dir(&dir) else {
         return out;
@@ -645,16 +689,23 @@ pub struct Row {
     pub label: String,
     /// Commit id.
     pub commit: String,
+    /// The target: a build target of ci/targets.toml (`arm64`,
+    /// `x86-modular`), or for a boot row its config (`kvm-mm`).
+    pub target: String,
     /// Config.
     pub config: String,
-    /// Plan.
+    /// Plan; `build` for a build target's row (no boot).
     pub plan: String,
     /// `ok`, or why the build failed.
     pub build: String,
+    /// The compiler's, linker's or modpost's first error line, when the
+    /// build failed with one.
+    pub error: Option<String>,
     /// KVM warnings (W=1).
     pub kvm_warnings: usize,
-    /// KVM warnings this commit added over the previous one.
-    pub new_kvm_warnings: Vec<String>,
+    /// W=1 warnings this commit added over the previous row of the same
+    /// target, in the KVM directories and the directories it touches.
+    pub new_warnings: Vec<String>,
     /// Boot outcome.
     pub boot: String,
     /// `passed/total` of KUnit and selftests.
@@ -677,15 +728,29 @@ pub struct Row {
     pub failed: bool,
 }
 
-impl Row {
-    /// A row for a run, with the warnings it added over `prev`.
-    pub fn from_run(run: &TestRun, plan: &str, prev: Option<&[kmm_build::Warning]>) -> Row {
-        let new: Vec<String> = prev
-            .map(|p| kmm_build::new_warnings(p, &run.built.kvm_warnings))
-            .unwrap_or_default()
+/// The W=1 warnings of `now` in `dirs` that `prev` (the previous build
+/// of the same target) did not have, as `file:line: message`.
+pub fn added_warnings(prev: Option<&Built>, now: &Built, dirs: &[String]) -> Vec<String> {
+    let Some(prev) = prev else {
+        return Vec::new();
+    };
+    let pick = |b: &Built| -> Vec<kmm_build::Warning> {
+        b.warnings
             .iter()
-            .map(|w| format!("{}:{}: {}", w.file, w.line, w.message))
-            .collect();
+            .filter(|w| kmm_build::in_dirs(w, dirs))
+            .cloned()
+            .collect()
+    };
+    kmm_build::new_warnings(&pick(prev), &pick(now))
+        .iter()
+        .map(|w| format!("{}:{}: {}", w.file, w.line, w.message))
+        .collect()
+}
+
+impl Row {
+    /// A row for a run, with the warnings it added over `prev` in `dirs`.
+    pub fn from_run(run: &TestRun, plan: &str, prev: Option<&Built>, dirs: &[String]) -> Row {
+        let new = added_warnings(prev, &run.built, dirs);
         let failures: Vec<String> = run
             .report
             .iter()
@@ -703,11 +768,13 @@ impl Row {
         Row {
             label: run.label.clone(),
             commit: run.commit.clone(),
+            target: run.built.config.clone(),
             config: run.built.config.clone(),
             plan: plan.into(),
             build: "ok".into(),
+            error: None,
             kvm_warnings: run.built.kvm_warnings.len(),
-            new_kvm_warnings: new,
+            new_warnings: new,
             boot: run.boot.outcome.to_string(),
             tests: format!("{}/{}", c.pass + c.skip + c.xfail + c.todo, c.total()),
             failures,
@@ -726,16 +793,51 @@ impl Row {
         }
     }
 
+    /// A row for a build target's build (no boot), with the warnings it
+    /// added over `prev` in `dirs`.
+    pub fn from_build(label: &str, built: &Built, prev: Option<&Built>, dirs: &[String]) -> Row {
+        let new = added_warnings(prev, built, dirs);
+        Row {
+            label: label.into(),
+            commit: built.commit.clone(),
+            target: built.config.clone(),
+            config: built.config.clone(),
+            plan: BUILD_PLAN.into(),
+            build: "ok".into(),
+            error: None,
+            kvm_warnings: built.kvm_warnings.len(),
+            failed: !new.is_empty(),
+            new_warnings: new,
+            boot: "-".into(),
+            tests: "-".into(),
+            failures: vec![],
+            splats: vec![],
+            snapshot: "-".into(),
+            snapshot_diff: None,
+            flaky: None,
+            seconds: built.duration.as_secs_f64(),
+            first_ktap_secs: None,
+        }
+    }
+
     /// A row for a commit whose build or boot could not run.
     pub fn from_error(label: &str, commit: &str, config: &str, plan: &str, err: &CiError) -> Row {
+        let error = match err {
+            CiError::Build(kmm_build::BuildError::Failed { first_error, .. }) => {
+                first_error.clone()
+            }
+            _ => None,
+        };
         Row {
             label: label.into(),
             commit: commit.into(),
+            target: config.into(),
             config: config.into(),
             plan: plan.into(),
             build: err.to_string(),
+            error,
             kvm_warnings: 0,
-            new_kvm_warnings: vec![],
+            new_warnings: vec![],
             boot: "-".into(),
             tests: "-".into(),
             failures: vec![],
@@ -752,10 +854,10 @@ impl Row {
     /// The first reason this row failed, for the human table.
     pub fn reason(&self) -> String {
         if self.build != "ok" {
-            return format!("build: {}", self.build);
+            return format!("build: {}", self.error.as_deref().unwrap_or(&self.build));
         }
-        if !self.new_kvm_warnings.is_empty() {
-            return format!("adds KVM warning: {}", self.new_kvm_warnings[0]);
+        if let Some(w) = self.new_warnings.first() {
+            return format!("adds W=1 warning: {w}");
         }
         if !self.splats.is_empty() {
             return format!("console splat: {}", self.splats.join(", "));
@@ -773,22 +875,25 @@ impl Row {
     }
 }
 
+/// The plan name of a build target's rows.
+pub const BUILD_PLAN: &str = "build";
+
 /// Renders the matrix as a table.
 pub fn render_table(rows: &[Row]) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "{:<40} {:<7} {:<18} {:<6} {:<5} {:<12} {:<7} {:<7} {:<9} {:>6}",
-        "commit", "config", "plan", "build", "warn", "boot", "tests", "splats", "snapshot", "secs"
+        "{:<40} {:<11} {:<18} {:<6} {:<5} {:<12} {:<7} {:<7} {:<9} {:>6}",
+        "commit", "target", "plan", "build", "warn", "boot", "tests", "splats", "snapshot", "secs"
     );
     for r in rows {
         let mut label = r.label.clone();
         label.truncate(40);
         let _ = writeln!(
             s,
-            "{:<40} {:<7} {:<18} {:<6} {:<5} {:<12} {:<7} {:<7} {:<9} {:>6.0}",
+            "{:<40} {:<11} {:<18} {:<6} {:<5} {:<12} {:<7} {:<7} {:<9} {:>6.0}",
             label,
-            r.config,
+            r.target,
             r.plan,
             if r.build == "ok" { "ok" } else { "FAIL" },
             r.kvm_warnings,
@@ -822,19 +927,16 @@ mod tests {
         let built = Built {
             commit: "c1".into(),
             config: "kvm-mm".into(),
-            bzimage: image.clone(),
+            image: image.clone(),
             build_dir: dir.path().into(),
             log: dir.path().join("log"),
             duration: Duration::from_secs(20),
             config_changed: false,
             kvm_warnings: Vec::new(),
             other_warnings: 0,
+            warnings: Vec::new(),
         };
-        let spec = |name: &str| ConfigSpec {
-            name: name.into(),
-            fragments: Vec::new(),
-            make_args: Vec::new(),
-        };
+        let spec = |name: &str| ConfigSpec::host(name, Vec::new(), Vec::new());
         assert!(reusable(&built, "c1", &spec("kvm-mm")));
         assert!(!reusable(&built, "c2", &spec("kvm-mm")));
         assert!(!reusable(&built, "c1", &spec("debug")));
@@ -897,7 +999,11 @@ mod tests {
         std::fs::write(d.join("0000-base.snap"), "").unwrap();
         std::fs::write(d.join("0001-old.snap"), "").unwrap();
         std::fs::write(d.join("0001-old.snap.new"), "").unwrap();
-        let stale = stale_snapshots(dir.path(), "kvm-mm", &[d.join("0000-base.snap")]);
+        let stale = stale_snapshots(
+            &dir.path().join("selftests/snapshots"),
+            "kvm-mm",
+            &[d.join("0000-base.snap")],
+        );
         assert_eq!(stale, vec![d.join("0001-old.snap")]);
     }
 

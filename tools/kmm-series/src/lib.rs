@@ -52,6 +52,64 @@ pub fn generate(m: &Manifest, base: &Base) -> Result<(Vec<GenCommit>, Vec<PatchF
     Ok((commits, files))
 }
 
+/// A commit of one version of the series, as `kmm ci` runs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionCommit {
+    /// `0000-base`, or the patch's file name without `.patch`
+    /// (`0009-KVM-Walk-the-gfn_to_pfn-caches-only-for-ranges-in-gu`).
+    pub label: String,
+    /// Commit id.
+    pub id: String,
+    /// The paths its diff against its parent touches (none for the base).
+    pub paths: Vec<String>,
+}
+
+/// The base and the commits of version `v`: the current version is
+/// generated from series.toml, an older one rebuilt from its frozen
+/// `patches/vN` ([`reroll::rebuild`], on the base its cover letter names)
+/// and labelled by its mails' file names. Each commit comes with the
+/// paths its diff touches.
+pub fn version_commits(m: &Manifest, base: &Base, v: u32) -> Result<Vec<VersionCommit>, GenError> {
+    let (base_id, named): (String, Vec<(String, String)>) = if v == m.version {
+        let commits = generate::build_commits(m, &base.repo, &base.commit)?;
+        let named = commits
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let name = generate::patch_file_name(i + 1, &c.subject);
+                (name.trim_end_matches(".patch").to_string(), c.id.clone())
+            })
+            .collect();
+        (base.commit.clone(), named)
+    } else {
+        let prev = reroll::rebuild(m, base, v)?;
+        let files = generate::read_dir(&m.version_dir(v))?;
+        let named = files
+            .iter()
+            .filter(|f| f.name != "0000-cover-letter.patch")
+            .map(|f| f.name.trim_end_matches(".patch").to_string())
+            .zip(prev.commits)
+            .collect();
+        (prev.base, named)
+    };
+    let mut parent_tree = repo::Repo::tree_of(&base.repo, &base_id)?;
+    let mut out = vec![VersionCommit {
+        label: "0000-base".into(),
+        id: base_id,
+        paths: Vec::new(),
+    }];
+    for (label, id) in named {
+        let tree = repo::Repo::tree_of(&base.repo, &id)?;
+        let paths = repo::Repo::diff(&base.repo, &parent_tree, &tree)?
+            .into_iter()
+            .map(|d| d.path)
+            .collect();
+        out.push(VersionCommit { label, id, paths });
+        parent_tree = tree;
+    }
+    Ok(out)
+}
+
 /// What `apply` did.
 #[derive(Debug, Clone)]
 pub struct Applied {

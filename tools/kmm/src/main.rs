@@ -82,11 +82,32 @@ enum Cmd {
         #[arg(long)]
         jobs: Option<usize>,
     },
-    /// `kmm test` for the base and every commit of the series, as a matrix.
+    /// `kmm test` for the base and every commit of the series, as a matrix;
+    /// with --target, build rows for other architectures and config shapes.
     Ci {
-        /// Config name in ci/configs.
+        /// The boot config: a name in ci/configs.
         #[arg(long, default_value = kmm_build::DEFAULT_CONFIG)]
         config: String,
+        /// A target to run (repeatable): the boot config's name (boot
+        /// rows), a build target of ci/targets.toml (arm64, riscv,
+        /// powerpc, mips, s390, x86-modular, x86-kunit-m), or `builds` for
+        /// every build target. Default: the boot config alone.
+        #[arg(long = "target", value_name = "NAME")]
+        targets: Vec<String>,
+        /// Run a version of the series other than series.toml's: an older
+        /// one is rebuilt from its frozen patches/vN. Its boot rows are
+        /// compared with selftests/snapshots/vN/.
+        #[arg(long, value_parser = parse_version)]
+        version: Option<u32>,
+        /// Only these commits: `FROM..TO` patch numbers, inclusive (0 is
+        /// the base), or one number. The per-commit choice of targets is
+        /// unchanged; the tip keeps every target only if it is in range.
+        #[arg(long, value_name = "FROM..TO", value_parser = parse_range)]
+        commits: Option<(usize, usize)>,
+        /// Print the targets chosen for each commit and stop: nothing is
+        /// built.
+        #[arg(long)]
+        dry_run: bool,
         /// Plan for every commit but the tip.
         #[arg(long, default_value = "commit")]
         commit_plan: String,
@@ -181,6 +202,17 @@ enum SeriesCmd {
     /// set `version = N+1` in series.toml and write patches/vN+1 with a
     /// range-diff against vN.
     Reroll,
+}
+
+/// Parses `--commits 7..9` or `--commits 9`.
+fn parse_range(s: &str) -> Result<(usize, usize), String> {
+    let num = |x: &str| x.trim().parse::<usize>().ok();
+    let r = match s.split_once("..") {
+        Some((a, b)) => num(a).zip(num(b)),
+        None => num(s).map(|n| (n, n)),
+    };
+    r.filter(|(a, b)| a <= b)
+        .ok_or_else(|| format!("{s:?} is not a range of patch numbers; write e.g. 7..9"))
 }
 
 /// Parses `--version v2` or `--version 2`.
@@ -335,7 +367,7 @@ fn build_cmd(cli: &Cli, commit: &str, config: &str, jobs: Option<usize>) -> anyh
         },
         built.kvm_warnings.len(),
         built.other_warnings,
-        built.bzimage.display()
+        built.image.display()
     );
     for w in &built.kvm_warnings {
         println!("  {}:{}: {}", w.file, w.line, w.message);
@@ -360,25 +392,6 @@ fn labelled(b: &base::Base, commits: &[generate::GenCommit]) -> Vec<(String, Str
         v.push((name.trim_end_matches(".patch").to_string(), c.id.clone()));
     }
     v
-}
-
-/// Whether `path` matches `pattern`, a glob with `*` (any run of
-/// characters, `/` included) and `?` (one character), tried against the
-/// whole path and against its file name.
-fn path_matches(pattern: &str, path: &str) -> bool {
-    fn glob(p: &[char], s: &[char]) -> bool {
-        match p.split_first() {
-            None => s.is_empty(),
-            Some(('*', rest)) => (0..=s.len()).any(|i| glob(rest, &s[i..])),
-            Some(('?', rest)) => !s.is_empty() && glob(rest, &s[1..]),
-            Some((c, rest)) => s.first() == Some(c) && glob(rest, &s[1..]),
-        }
-    }
-    let p: Vec<char> = pattern.chars().collect();
-    let name = path.rsplit('/').next().unwrap_or(path);
-    [path, name]
-        .iter()
-        .any(|x| glob(&p, &x.chars().collect::<Vec<_>>()))
 }
 
 fn progress(line: &str) {
@@ -410,10 +423,19 @@ fn test_cmd(
     let spec = kmm_build::config_spec(&root.join("ci/configs"), config)?;
     let setup = kmm_ci::Setup {
         ws: workspace(&ctx, &b, jobs),
+        snapshots: root.join("selftests/snapshots"),
         repo_root: root,
         accept,
     };
-    let run = kmm_ci::test_commit(&setup, &label, &id, &spec, &plan, None, &mut progress)?;
+    let job = kmm_ci::Job {
+        label: &label,
+        commit: &id,
+        spec: &spec,
+        plan: &plan,
+        prebuilt: None,
+        refresh: &[],
+    };
+    let run = kmm_ci::test_commit(&setup, &job, &mut progress)?;
     print!("{}", run.report.render_human());
     for sp in &run.boot.splats {
         println!(
@@ -438,127 +460,130 @@ fn test_cmd(
     Ok(if run.failed() { EXIT_FINDINGS } else { 0 })
 }
 
-#[allow(clippy::too_many_arguments)]
-fn ci_cmd(
-    cli: &Cli,
-    config: &str,
-    commit_plan: &str,
-    tip_plan: &str,
-    touching: &[String],
+/// The options of `kmm ci`.
+struct CiArgs<'a> {
+    config: &'a str,
+    commit_plan: &'a str,
+    tip_plan: &'a str,
+    targets: &'a [String],
+    version: Option<u32>,
+    commits: Option<(usize, usize)>,
+    dry_run: bool,
+    touching: &'a [String],
     format: Format,
-    junit: Option<&Path>,
+    junit: Option<&'a Path>,
     accept: bool,
     jobs: Option<usize>,
-) -> anyhow::Result<u8> {
+}
+
+fn ci_cmd(cli: &Cli, a: &CiArgs<'_>) -> anyhow::Result<u8> {
+    use kmm_ci::matrix;
     let t0 = Instant::now();
     let ctx = load(cli)?;
+    let m = &ctx.manifest;
+    let version = a.version.unwrap_or(m.version);
+    if version > m.version {
+        bail!(
+            "--version {version}: series.toml is at version {}; there is no v{version} yet",
+            m.version
+        );
+    }
     let b = provide(&ctx)?;
-    let (commits, _) = kmm_series::generate(&ctx.manifest, &b)?;
-    let root = ctx.manifest.root.clone();
-    let plans = root.join("selftests/plans");
-    let commit_plan = kmm_ci::load_plan(&plans, commit_plan)?;
-    let tip_plan = kmm_ci::load_plan(&plans, tip_plan)?;
-    // A plan's `also` plans run at the same commit, after it.
-    let mut extra = std::collections::BTreeMap::new();
-    for name in commit_plan.also.iter().chain(&tip_plan.also) {
-        if !extra.contains_key(name) {
-            extra.insert(name.clone(), kmm_ci::load_plan(&plans, name)?);
+    let root = m.root.clone();
+    let configs = root.join("ci/configs");
+    let all_builds = matrix::load_targets(&root.join(matrix::TARGETS_FILE), &configs)?;
+    let (boot_rows, builds) = matrix::resolve_targets(a.targets, a.config, &all_builds)?;
+    let boot = if boot_rows {
+        let plans = root.join("selftests/plans");
+        let commit_plan = kmm_ci::load_plan(&plans, a.commit_plan)?;
+        let tip_plan = kmm_ci::load_plan(&plans, a.tip_plan)?;
+        // A plan's `also` plans run at the same commit, after it.
+        let mut also = std::collections::BTreeMap::new();
+        for name in commit_plan.also.iter().chain(&tip_plan.also) {
+            if !also.contains_key(name) {
+                also.insert(name.clone(), kmm_ci::load_plan(&plans, name)?);
+            }
         }
-    }
-    let spec = kmm_build::config_spec(&root.join("ci/configs"), config)?;
-    let setup = kmm_ci::Setup {
-        ws: workspace(&ctx, &b, jobs),
-        repo_root: root,
-        accept,
+        Some(matrix::Boot {
+            spec: kmm_build::config_spec(&configs, a.config)?,
+            commit_plan,
+            tip_plan,
+            also,
+        })
+    } else {
+        None
     };
-    let mut all = labelled(&b, &commits);
-    if !touching.is_empty() {
-        let mut keep = Vec::new();
-        let mut parent_tree = b.tree.clone();
-        for (i, c) in commits.iter().enumerate() {
-            let paths = kmm_series::repo::Repo::diff(&b.repo, &parent_tree, &c.tree)?;
-            let hit = paths
-                .iter()
-                .any(|d| touching.iter().any(|p| path_matches(p, &d.path)));
-            if hit || i + 1 == commits.len() {
-                keep.push(all[i + 1].clone());
-            }
-            parent_tree = c.tree.clone();
-        }
-        progress(&format!(
-            "touching {}: {}",
-            touching.join(", "),
-            keep.iter()
-                .map(|(l, _)| l.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
-        all = keep;
-    }
-    let mut rows = Vec::new();
-    let mut expected = Vec::new();
-    // The last main plan's build: reused by its `also` plans, and the
-    // warnings the next commit's build is compared with.
-    let mut main_build: Option<kmm_build::Built> = None;
-    for (i, (label, id)) in all.iter().enumerate() {
-        let main_plan = if i + 1 == all.len() {
-            &tip_plan
-        } else {
-            &commit_plan
-        };
-        let plans_here =
-            std::iter::once(main_plan).chain(main_plan.also.iter().filter_map(|n| extra.get(n)));
-        for (j, plan) in plans_here.enumerate() {
-            expected.push(setup.snapshot_file(config, &plan.name, label));
-            let prebuilt = if j == 0 { None } else { main_build.as_ref() };
-            match kmm_ci::test_commit(&setup, label, id, &spec, plan, prebuilt, &mut progress) {
-                Ok(run) => {
-                    // New warnings are the main plan's business; the build is
-                    // the same for the others.
-                    let prev = if j == 0 {
-                        main_build.as_ref().map(|b| b.kvm_warnings.as_slice())
-                    } else {
-                        None
-                    };
-                    let row = kmm_ci::Row::from_run(&run, &plan.name, prev);
-                    progress(&format!(
-                        "{label}: {}",
-                        if row.failed {
-                            format!("FAILED: {}", row.reason())
-                        } else {
-                            "ok".into()
-                        }
-                    ));
-                    if j == 0 {
-                        main_build = Some(run.built.clone());
-                    }
-                    rows.push(row);
-                }
-                Err(e) => {
-                    progress(&format!("{label}: FAILED: {e}"));
-                    rows.push(kmm_ci::Row::from_error(label, id, config, &plan.name, &e));
-                }
-            }
+    let mx = matrix::Matrix { boot, builds };
+    let all: Vec<matrix::Commit> = kmm_series::version_commits(m, &b, version)?
+        .into_iter()
+        .map(|c| matrix::Commit {
+            label: c.label,
+            id: c.id,
+            paths: c.paths,
+        })
+        .collect();
+    let tip_id = all.last().map(|c| c.id.clone());
+    if let Some((from, to)) = a.commits {
+        if to >= all.len() {
+            bail!(
+                "--commits {from}..{to}: v{version} has patches 1..={} (0 is the base)",
+                all.len() - 1
+            );
         }
     }
-    match format {
+    let in_range = |i: usize| a.commits.is_none_or(|(from, to)| (from..=to).contains(&i));
+    let commits: Vec<matrix::Commit> = all
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| in_range(*i))
+        .map(|(_, c)| c)
+        .collect();
+    let commits = matrix::touching(commits, a.touching);
+    let tip = commits.iter().position(|c| Some(&c.id) == tip_id.as_ref());
+    let choices = matrix::choose(&mx, &commits, tip);
+    let choice_text = matrix::render_choice(&commits, &choices, Some(a.config));
+    match a.format {
+        Format::Human => {
+            println!("kmm ci: v{version}, {} commit(s):", commits.len());
+            print!("{choice_text}");
+        }
+        Format::Json => eprint!("{choice_text}"),
+    }
+    if a.dry_run {
+        return Ok(0);
+    }
+    let setup = kmm_ci::Setup {
+        ws: workspace(&ctx, &b, a.jobs),
+        snapshots: kmm_ci::snapshot_root(&root, version, m.version),
+        repo_root: root,
+        accept: a.accept,
+    };
+    let out = matrix::run(&setup, &mx, &commits, &choices, &mut progress);
+    let rows = out.rows;
+    match a.format {
         Format::Human => {
             print!("{}", kmm_ci::render_table(&rows));
             println!(
-                "kmm ci: {} commits in {:.0}s",
+                "kmm ci: {} rows in {:.0}s",
                 rows.len(),
                 t0.elapsed().as_secs_f64()
             );
         }
         Format::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
     }
-    if let Some(p) = junit {
+    if let Some(p) = a.junit {
         std::fs::write(p, kmm_ci::junit::render("kmm ci", &rows))
             .with_context(|| format!("write {}", p.display()))?;
     }
-    let stale = kmm_ci::stale_snapshots(&setup.repo_root, config, &expected);
+    // Stale snapshots only mean something when the whole series booted.
+    let whole = mx.boot.is_some() && a.commits.is_none() && a.touching.is_empty();
+    let stale = if whole {
+        kmm_ci::stale_snapshots(&setup.snapshots, a.config, &out.expected_snapshots)
+    } else {
+        Vec::new()
+    };
     for p in &stale {
-        if accept {
+        if a.accept {
             std::fs::remove_file(p).with_context(|| format!("remove {}", p.display()))?;
             println!("removed stale snapshot {}", p.display());
         } else {
@@ -568,7 +593,7 @@ fn ci_cmd(
             );
         }
     }
-    let failed = rows.iter().any(|r| r.failed) || (!accept && !stale.is_empty());
+    let failed = rows.iter().any(|r| r.failed) || (!a.accept && !stale.is_empty());
     Ok(if failed { EXIT_FINDINGS } else { 0 })
 }
 
@@ -583,6 +608,10 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         } => test_cmd(&cli, commit, config, plan.as_deref(), *accept, *jobs),
         Cmd::Ci {
             config,
+            targets,
+            version,
+            commits,
+            dry_run,
             commit_plan,
             tip_plan,
             touching,
@@ -592,14 +621,20 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             jobs,
         } => ci_cmd(
             &cli,
-            config,
-            commit_plan,
-            tip_plan,
-            touching,
-            *format,
-            junit.as_deref(),
-            *accept,
-            *jobs,
+            &CiArgs {
+                config,
+                commit_plan,
+                tip_plan,
+                targets,
+                version: *version,
+                commits: *commits,
+                dry_run: *dry_run,
+                touching,
+                format: *format,
+                junit: junit.as_deref(),
+                accept: *accept,
+                jobs: *jobs,
+            },
         ),
         Cmd::Build {
             commit,
@@ -857,15 +892,14 @@ fn main() -> ExitCode {
 
 #[cfg(test)]
 mod tests {
-    use super::path_matches;
+    use super::parse_range;
 
     #[test]
-    fn touching_patterns() {
-        assert!(path_matches("*.rs", "virt/kvm/kvm_mm_rs.rs"));
-        assert!(path_matches("virt/kvm/*", "virt/kvm/kvm_mm.c"));
-        assert!(path_matches("kvm_mm_?s.rs", "virt/kvm/kvm_mm_rs.rs"));
-        assert!(!path_matches("*.rs", "virt/kvm/kvm_mm.c"));
-        assert!(!path_matches("kvm_mm.c", "virt/kvm/kvm_mm.c.orig"));
-        assert!(!path_matches("virt/*.h", "include/linux/virt/x.c"));
+    fn commit_ranges() {
+        assert_eq!(parse_range("7..9"), Ok((7, 9)));
+        assert_eq!(parse_range("0..0"), Ok((0, 0)));
+        assert_eq!(parse_range("9"), Ok((9, 9)));
+        assert!(parse_range("9..7").is_err());
+        assert!(parse_range("a..b").is_err());
     }
 }
