@@ -16,6 +16,8 @@
  *    the page that is mapped now.
  *  - munmap, mremap: the page left the memslot; the send must fail and must
  *    not reach the page, which is still mapped elsewhere after mremap().
+ *  - memslot_remap: the memslot was deleted, another page mapped at its hva
+ *    and the memslot added back; the send must land in the new page.
  *  - soft_dirty: after clear_refs, the send must write-fault the page so
  *    that it is soft-dirty again.
  *  - fork_cow: fork() write-protects private anonymous pages for
@@ -236,6 +238,55 @@ static void test_munmap(struct pfncache_test *t)
 	ksft_test_result(ok, "munmap\n");
 }
 
+/*
+ * The memslot is deleted, another page is mapped at its hva while no
+ * memslot covers it, and the memslot is added back at the same hva. The
+ * cache holds no page reference and no invalidation of the old page
+ * needs to reach it while no memslot covers the hva, so the send must
+ * resolve the hva again: it must land in the new page, not the old one.
+ */
+static void test_memslot_remap(struct pfncache_test *t)
+{
+	size_t size = SHMEM_PAGES * t->page_size;
+	uint8_t *new_alias;
+	int memfd;
+	bool ok;
+
+	memfd = memfd_create("pfncache_invalidate_test_remap", 0);
+	TEST_ASSERT(memfd >= 0, "memfd_create failed: %s", strerror(errno));
+	TEST_ASSERT(!ftruncate(memfd, t->page_size), "ftruncate failed");
+	new_alias = mmap(NULL, t->page_size, PROT_READ | PROT_WRITE,
+			 MAP_SHARED, memfd, 0);
+	TEST_ASSERT(new_alias != MAP_FAILED, "mmap failed: %s",
+		    strerror(errno));
+
+	prime(t, shinfo_alias(t));
+	vm_set_user_memory_region(t->vm, SHMEM_SLOT, 0, SHMEM_GPA, 0, NULL);
+	TEST_ASSERT(mmap(shinfo(t), t->page_size, PROT_READ | PROT_WRITE,
+			 MAP_SHARED | MAP_FIXED, memfd, 0) == shinfo(t),
+		    "mmap of the new page failed: %s", strerror(errno));
+	vm_set_user_memory_region(t->vm, SHMEM_SLOT, 0, SHMEM_GPA, size,
+				  t->shmem);
+
+	ok = send_lands(t, new_alias, "memslot_remap");
+	if (port_pending(shinfo_alias(t))) {
+		ksft_print_msg("memslot_remap: KVM wrote the page that left the memslot\n");
+		clear_port(shinfo_alias(t));
+		ok = false;
+	}
+
+	/* Put the memfd's own page back the same way. */
+	vm_set_user_memory_region(t->vm, SHMEM_SLOT, 0, SHMEM_GPA, 0, NULL);
+	map_shmem_page(t, shinfo(t), SHINFO_PAGE);
+	vm_set_user_memory_region(t->vm, SHMEM_SLOT, 0, SHMEM_GPA, size,
+				  t->shmem);
+	ok &= send_lands(t, shinfo_alias(t), "memslot_remap, after restoring");
+
+	munmap(new_alias, t->page_size);
+	close(memfd);
+	ksft_test_result(ok, "memslot_remap\n");
+}
+
 static void test_mremap(struct pfncache_test *t)
 {
 	void *spare, *moved;
@@ -415,7 +466,7 @@ int main(int argc, char *argv[])
 	TEST_REQUIRE(xen_caps & KVM_XEN_HVM_CONFIG_EVTCHN_SEND);
 
 	ksft_print_header();
-	ksft_set_plan(6);
+	ksft_set_plan(7);
 	print_pfncache_policy();
 
 	t.runstate = xen_caps & KVM_XEN_HVM_CONFIG_RUNSTATE;
@@ -423,6 +474,7 @@ int main(int argc, char *argv[])
 	test_mprotect_ro(&t);
 	test_madv_dontneed(&t);
 	test_munmap(&t);
+	test_memslot_remap(&t);
 	test_mremap(&t);
 	test_soft_dirty(&t);
 	/* Last: under range_only it leaves the caches on a shared page. */
