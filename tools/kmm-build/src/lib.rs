@@ -222,7 +222,15 @@ pub fn config_spec(configs_dir: &Path, name: &str) -> Result<ConfigSpec> {
     } else {
         Vec::new()
     };
-    Ok(ConfigSpec::host(name, fragments, make_args))
+    let mut spec = ConfigSpec::host(name, fragments, make_args);
+    // KVM=m needs `make modules` too; /init loads what it built.
+    let modules = merged_settings(&spec.fragments)?
+        .into_iter()
+        .any(|(o, v)| o == "CONFIG_MODULES" && v.as_deref() == Some("CONFIG_MODULES=y"));
+    if modules {
+        spec.goals.push("modules".into());
+    }
+    Ok(spec)
 }
 
 /// A compiler warning.
@@ -686,17 +694,14 @@ pub fn kconfig_symbols(src: &Path) -> BTreeSet<String> {
     out
 }
 
-/// Checks that every `CONFIG_X=y/m/value` and `# CONFIG_X is not set` of
-/// the fragments holds in the final .config (Kconfig drops options whose
-/// dependencies are missing without an error). Options for which
-/// `defined` is false (not defined by this commit's Kconfig, e.g. added by
-/// a later patch of the series) are skipped.
-pub fn verify_config(
-    spec: &ConfigSpec,
-    config: &str,
-    defined: impl Fn(&str) -> bool,
-) -> Result<()> {
-    for frag in &spec.fragments {
+/// The option settings of `fragments` in merge order: `CONFIG_X=value`
+/// lines as `(CONFIG_X, Some(line))`, `# CONFIG_X is not set` as
+/// `(CONFIG_X, None)`. A later fragment's setting of an option replaces an
+/// earlier one's in place, as `merge_config.sh` does ("Value of CONFIG_X
+/// is redefined by fragment").
+pub fn merged_settings(fragments: &[PathBuf]) -> Result<Vec<(String, Option<String>)>> {
+    let mut out: Vec<(String, Option<String>)> = Vec::new();
+    for frag in fragments {
         let f = File::open(frag).map_err(io(frag, "read fragment"))?;
         for l in BufReader::new(f).lines() {
             let l = l.map_err(io(frag, "read fragment"))?;
@@ -714,25 +719,46 @@ pub fn verify_config(
             } else {
                 continue;
             };
-            if !defined(&option) {
-                continue;
+            match out.iter_mut().find(|(o, _)| *o == option) {
+                Some(slot) => slot.1 = want_line,
+                None => out.push((option, want_line)),
             }
-            let found = config.lines().find(|c| {
-                c.starts_with(&format!("{option}=")) || *c == format!("# {option} is not set")
+        }
+    }
+    Ok(out)
+}
+
+/// Checks that every `CONFIG_X=y/m/value` and `# CONFIG_X is not set` of
+/// the fragments holds in the final .config (Kconfig drops options whose
+/// dependencies are missing without an error); where several fragments
+/// set an option, the last one's setting is the one checked (see
+/// [`merged_settings`]). Options for which `defined` is false (not
+/// defined by this commit's Kconfig, e.g. added by a later patch of the
+/// series) are skipped.
+pub fn verify_config(
+    spec: &ConfigSpec,
+    config: &str,
+    defined: impl Fn(&str) -> bool,
+) -> Result<()> {
+    for (option, want_line) in merged_settings(&spec.fragments)? {
+        if !defined(&option) {
+            continue;
+        }
+        let found = config.lines().find(|c| {
+            c.starts_with(&format!("{option}=")) || *c == format!("# {option} is not set")
+        });
+        let ok = match (&want_line, found) {
+            (Some(w), Some(f)) => w == f,
+            (Some(_), None) => false,
+            (None, Some(f)) => f.ends_with("is not set"),
+            (None, None) => true,
+        };
+        if !ok {
+            return Err(BuildError::ConfigMismatch {
+                config: spec.name.clone(),
+                option,
+                detail: found.unwrap_or("absent").to_string(),
             });
-            let ok = match (&want_line, found) {
-                (Some(w), Some(f)) => w == f,
-                (Some(_), None) => false,
-                (None, Some(f)) => f.ends_with("is not set"),
-                (None, None) => true,
-            };
-            if !ok {
-                return Err(BuildError::ConfigMismatch {
-                    config: spec.name.clone(),
-                    option,
-                    detail: found.unwrap_or("absent").to_string(),
-                });
-            }
         }
     }
     Ok(())
@@ -859,5 +885,40 @@ ld: warning: not a compiler warning
         assert_eq!(s.fragments.len(), 2);
         let e = config_spec(dir.path(), "nope").unwrap_err().to_string();
         assert!(e.contains("the configs are: debug, kvm-mm"), "{e}");
+        assert_eq!(s.goals, ["bzImage"]);
+    }
+
+    #[test]
+    fn a_later_fragment_overrides_an_earlier_one() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("kvm-mm.config"),
+            "CONFIG_KVM=y\nCONFIG_KVM_AMD=y\n# CONFIG_MODULES is not set\nCONFIG_KUNIT=y\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("kvm-mm-modular.config"),
+            "CONFIG_MODULES=y\nCONFIG_KVM=m\nCONFIG_KVM_AMD=m\n",
+        )
+        .unwrap();
+        let spec = config_spec(dir.path(), "kvm-mm-modular").unwrap();
+        // A config that sets CONFIG_MODULES=y builds its modules too.
+        assert_eq!(spec.goals, ["bzImage", "modules"]);
+        let settings = merged_settings(&spec.fragments).unwrap();
+        let want = |o: &str| settings.iter().find(|(n, _)| n == o).unwrap().1.clone();
+        assert_eq!(want("CONFIG_KVM").as_deref(), Some("CONFIG_KVM=m"));
+        assert_eq!(want("CONFIG_MODULES").as_deref(), Some("CONFIG_MODULES=y"));
+        assert_eq!(want("CONFIG_KUNIT").as_deref(), Some("CONFIG_KUNIT=y"));
+        assert_eq!(settings.len(), 4);
+        let all = |_: &str| true;
+        let modular = "CONFIG_MODULES=y\nCONFIG_KVM=m\nCONFIG_KVM_AMD=m\nCONFIG_KUNIT=y\n";
+        assert!(verify_config(&spec, modular, all).is_ok());
+        // The earlier fragment's CONFIG_KVM=y is no longer asked for...
+        let e = verify_config(&spec, &modular.replace("KVM=m", "KVM=y"), all).unwrap_err();
+        assert!(e.to_string().contains("CONFIG_KVM was requested"), "{e}");
+        // ...and the later fragment's settings still are.
+        let e = verify_config(&spec, &modular.replace("MODULES=y", "MODULES=n"), all)
+            .unwrap_err();
+        assert!(e.to_string().contains("CONFIG_MODULES"), "{e}");
     }
 }
