@@ -15,7 +15,9 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use kmm_boot::initramfs::{Initramfs, TestCommand, TestPlan, HOST_BUSYBOX, HOST_TIMEOUT};
+use kmm_boot::initramfs::{
+    kvm_modules, Initramfs, TestCommand, TestPlan, HOST_BUSYBOX, HOST_TIMEOUT,
+};
 use kmm_boot::qemu::{BootReport, Machine, Qemu, QemuConfig};
 use kmm_build::{Built, ConfigSpec, Workspace};
 
@@ -278,8 +280,25 @@ impl Setup {
     }
 }
 
-/// Force-included into the selftests of the base; see the header itself.
+/// Force-included into the selftests of a tree without the series' 6.1.y
+/// selftest build fixes (the base, v1); see the header itself.
 pub const SELFTEST_COMPAT: &str = "selftests/compat/linux-6.1.192-build.h";
+
+/// The extra CFLAGS for the KVM selftests of the kernel tree `src`: the
+/// compat header only where the tree's own test_util.h lacks
+/// `TEST_ASSERT_EQ()`. From the series' build fixes on, the selftests build
+/// with the kernel's own make and headers alone, as `make kselftest` in a
+/// patched tree does, and a regression there fails the build.
+pub fn selftest_cflags(repo_root: &Path, src: &Path) -> String {
+    let test_util = src.join("tools/testing/selftests/kvm/include/test_util.h");
+    let fixed = std::fs::read_to_string(test_util)
+        .is_ok_and(|t| t.contains("#define TEST_ASSERT_EQ("));
+    if fixed {
+        String::new()
+    } else {
+        format!("-include {}", repo_root.join(SELFTEST_COMPAT).display())
+    }
+}
 
 /// One boot of [`test_commit`].
 #[derive(Debug, Clone, Copy)]
@@ -344,17 +363,15 @@ pub fn test_commit(
         }
     };
     let t = Instant::now();
-    let compat = setup.repo_root.join(SELFTEST_COMPAT);
-    let st = setup
-        .ws
-        .build_selftests(&built, &format!("-include {}", compat.display()))?;
+    let cflags = selftest_cflags(&setup.repo_root, &setup.ws.src());
+    let st = setup.ws.build_selftests(&built, &cflags)?;
     let selftests_time = t.elapsed();
     progress(&format!(
         "{label}: selftests built in {:.0}s",
         selftests_time.as_secs_f64()
     ));
 
-    let (image, per_test, absent) = pack_initramfs(setup, &st, spec, plan)?;
+    let (image, per_test, absent) = pack_initramfs(setup, &st, &built, plan)?;
     if !absent.is_empty() {
         progress(&format!(
             "{label}: not in the tree yet, left out: {}",
@@ -470,15 +487,16 @@ pub const BOOT_RETRIES: u32 = 3;
 /// Where the kernel's kselftest runner lives in the guest.
 pub const GUEST_KSELFTEST: &str = "/kselftest";
 
-/// Packs busybox, coreutils `timeout`, the kernel's kselftest runner and
-/// the plan's KVM selftests into `<work>/initramfs-<config>.cpio`, with an
-/// /init that runs `run_kselftest.sh` on the plan. Returns the image and
-/// the per-test timeout the runner will apply and the tests left out
-/// because the series adds them later.
+/// Packs busybox, coreutils `timeout`, the kernel's kselftest runner, the
+/// plan's KVM selftests and the build's KVM modules (KVM=m) into
+/// `<work>/initramfs-<config>.cpio`, with an /init that loads the modules
+/// once the TSC calibration is final and runs `run_kselftest.sh` on the
+/// plan. Returns the image and the per-test timeout the runner will apply
+/// and the tests left out because the series adds them later.
 fn pack_initramfs(
     setup: &Setup,
     selftests: &Path,
-    spec: &ConfigSpec,
+    built: &Built,
     plan: &Plan,
 ) -> Result<(PathBuf, u32, Vec<String>)> {
     let tree = setup.ws.src().join("tools/testing/selftests");
@@ -534,12 +552,16 @@ fn pack_initramfs(
         list.into_bytes(),
     )?;
     let total = (per_test + 15) * u32::try_from(plan.tests.len()).unwrap_or(u32::MAX / 2);
-    initramfs.set_test_plan(&TestPlan::new(vec![TestCommand::new(
-        "kselftest",
-        format!("{ks}/run_kselftest.sh"),
-        total.saturating_add(30),
-    )]))?;
-    let image = setup.ws.root.join(format!("initramfs-{}.cpio", spec.name));
+    let modules = initramfs.add_modules(&kvm_modules(&built.build_dir)?)?;
+    initramfs.set_test_plan(
+        &TestPlan::new(vec![TestCommand::new(
+            "kselftest",
+            format!("{ks}/run_kselftest.sh"),
+            total.saturating_add(30),
+        )])
+        .with_modules(modules),
+    )?;
+    let image = setup.ws.root.join(format!("initramfs-{}.cpio", built.config));
     initramfs.write_file(&image)?;
     Ok((image, per_test, absent))
 }
@@ -1061,5 +1083,29 @@ mod tests {
                 assert!(names.contains(other), "{name}: unknown plan {other}");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod selftest_cflags_tests {
+    use super::*;
+
+    #[test]
+    fn compat_only_without_test_assert_eq() {
+        let tree = tempfile::tempdir().unwrap();
+        let inc = tree.path().join("tools/testing/selftests/kvm/include");
+        std::fs::create_dir_all(&inc).unwrap();
+        let repo = Path::new("/r");
+        std::fs::write(inc.join("test_util.h"), "#define ASSERT_EQ(a, b) x\n").unwrap();
+        assert_eq!(
+            selftest_cflags(repo, tree.path()),
+            format!("-include /r/{SELFTEST_COMPAT}")
+        );
+        std::fs::write(
+            inc.join("test_util.h"),
+            "#define TEST_ASSERT_EQ(a, b) ASSERT_EQ(a, b)\n",
+        )
+        .unwrap();
+        assert_eq!(selftest_cflags(repo, tree.path()), "");
     }
 }
