@@ -3,8 +3,9 @@
 # kernel tarball, git/perl for `git am` and checkpatch, git send-email with
 # the perl modules for SMTP over TLS with authentication (kmm send), QEMU
 # and busybox for boots, the kernel build tools (rsync for 6.1's
-# headers_install, which the selftest build needs), and Debian's rustc 1.63
-# toolchain for Rust-for-Linux; from PyPI, the real clients of kmm send's
+# headers_install, which the selftest build needs), Debian's rustc 1.63
+# toolchain for Rust-for-Linux, and the cross compilers of `kmm ci`'s
+# build targets (ci/targets.toml: arm64, riscv, powerpc, mips, s390); from PyPI, the real clients of kmm send's
 # tests (aiosmtpd, b4). The Rust workspace itself needs Rust >= 1.85.
 set -eu
 cd "$(dirname "$0")/.."
@@ -17,7 +18,8 @@ fi
 
 pkgs="linux-source-6.1 python3-venv rsync git git-email libio-socket-ssl-perl libauthen-sasl-perl perl xz-utils cpio qemu-system-x86 busybox-static \
 flex bison bc libelf-dev libssl-dev ccache make gcc binutils \
-rustc rust-src bindgen clang-14 lld-14 llvm-14 libclang-14-dev"
+rustc rust-src bindgen clang-14 lld-14 llvm-14 libclang-14-dev \
+gcc-aarch64-linux-gnu gcc-riscv64-linux-gnu gcc-powerpc64le-linux-gnu gcc-mips64el-linux-gnuabi64 gcc-s390x-linux-gnu"
 
 missing=""
 for p in $pkgs; do

@@ -299,11 +299,23 @@ pub fn normalize(path: &str) -> String {
 /// make's.
 pub fn first_error(log: &str, src: &Path) -> Option<String> {
     let prefix = format!("{}/", src.display());
-    let find = |f: &dyn Fn(&str) -> bool| log.lines().find(|l| f(l));
-    let line = find(&|l| l.contains(": error: ") || l.contains(": fatal error: "))
-        .or_else(|| find(&is_linker_error))
-        .or_else(|| find(&|l| l.starts_with("ERROR: modpost: ")))
-        .or_else(|| find(&|l| l.starts_with("make") && l.contains("Error")))?;
+    let lines: Vec<&str> = log.lines().collect();
+    let find = |f: &dyn Fn(&str) -> bool| lines.iter().position(|l| f(l));
+    let line = if let Some(i) = find(&|l| l.contains(": error: ") || l.contains(": fatal error: "))
+    {
+        lines[i].to_string()
+    } else if let Some(i) = find(&is_linker_error) {
+        // ld names the object and function on the line before, and
+        // leaves its own name off the first error after it.
+        match i.checked_sub(1).map(|p| lines[p]) {
+            Some(p) if p.contains(": in function `") => format!("{} {}", p.trim(), lines[i].trim()),
+            _ => lines[i].to_string(),
+        }
+    } else {
+        let i = find(&|l| l.starts_with("ERROR: modpost: "))
+            .or_else(|| find(&|l| l.starts_with("make") && l.contains("Error")))?;
+        lines[i].to_string()
+    };
     let line = line.trim().replace(&prefix, "");
     Some(match line.split_once(':') {
         Some((file, rest)) if file.contains('/') => format!("{}:{rest}", normalize(file)),
@@ -342,11 +354,11 @@ pub fn unmet_dependencies(log: &str) -> Vec<(String, String)> {
         else {
             continue;
         };
+        // Kconfig indents the lines that belong to the warning.
         let detail: Vec<&str> = lines[i + 1..]
             .iter()
+            .take_while(|d| d.starts_with([' ', '\t']) && !d.trim().is_empty())
             .map(|d| d.trim())
-            .take_while(|d| !d.is_empty() && !d.starts_with("WARNING:"))
-            .filter(|d| !d.starts_with("- "))
             .collect();
         out.push((sym.trim().to_string(), detail.join("; ")));
     }
@@ -828,6 +840,77 @@ ld: warning: not a compiler warning
     }
 
     #[test]
+    fn unmet_dependencies_of_a_kconfig_log() {
+        let log = "\
+#
+# configuration written to .config
+#
+WARNING: unmet direct dependencies detected for KVM_MM_KUNIT_TEST
+  Depends on [m]: VIRTUALIZATION [=y] && KVM [=y] && KUNIT [=m]
+  Selected by [y]:
+  - KVM_MM_WALKER_TEST [=y]
+#
+# configuration written to .config
+";
+        assert_eq!(
+            unmet_dependencies(log),
+            [(
+                "KVM_MM_KUNIT_TEST".to_string(),
+                "Depends on [m]: VIRTUALIZATION [=y] && KVM [=y] && KUNIT [=m]; \
+                 Selected by [y]:; - KVM_MM_WALKER_TEST [=y]"
+                    .to_string()
+            )]
+        );
+        assert!(unmet_dependencies("# configuration written to .config\n").is_empty());
+    }
+
+    /// The tree the fixtures were built in (`kmm ci` on this machine).
+    const FIXTURE_SRC: &str = "/root/.cache/kmm/work/src";
+
+    #[test]
+    fn kunit_m_link_failure_of_v1_patch_3() {
+        // kmm ci --version 1 --commits 2..3 --target x86-kunit-m: the bool
+        // KVM_MM_KUNIT_TEST is y under KUNIT=m and vmlinux needs kunit.ko.
+        let log = include_str!("../tests/fixtures/x86-kunit-m-v1-0003-link.log");
+        assert_eq!(
+            first_error(log, Path::new(FIXTURE_SRC)).as_deref(),
+            Some(
+                "ld: virt/kvm/kvm_mm_test.o: in function `kvm_mm_range_union_test': \
+                 kvm_mm_test.c:(.text+0x38): undefined reference to `kunit_binary_assert_format'"
+            )
+        );
+    }
+
+    #[test]
+    fn link_and_modpost_errors() {
+        let src = Path::new("/k/src");
+        // A compiler error wins over the link errors it causes.
+        let log = "  LD      vmlinux.o\naarch64-linux-gnu-ld: vmlinux.o: in function `f':\n\
+                   /k/src/virt/kvm/kvm_main.c:9: undefined reference to `g'\n\
+                   make[1]: *** [Makefile:1] Error 1\n";
+        assert_eq!(
+            first_error(log, src).as_deref(),
+            Some(
+                "aarch64-linux-gnu-ld: vmlinux.o: in function `f': \
+                 virt/kvm/kvm_main.c:9: undefined reference to `g'"
+            )
+        );
+        let log = "ld: kvm_main.c:(.text+0x1c): undefined reference to `g'\n";
+        assert_eq!(first_error(log, src).as_deref(), Some(log.trim()));
+        let log = "  MODPOST Module.symvers\nERROR: modpost: \"g\" [arch/x86/kvm/kvm.ko] undefined!\nmake[2]: *** Error 1\n";
+        assert_eq!(
+            first_error(log, src).as_deref(),
+            Some("ERROR: modpost: \"g\" [arch/x86/kvm/kvm.ko] undefined!")
+        );
+        assert!(is_linker_error(
+            "s390x-linux-gnu-ld: kvm_main.c:(.text+0x2): multiple definition of `h'; x.o:first defined here"
+        ));
+        assert!(!is_linker_error(
+            "ld: warning: creating DT_TEXTREL in a PIE"
+        ));
+    }
+
+    #[test]
     fn new_warnings_ignore_line_moves() {
         let w = |f: &str, l, m: &str| Warning {
             file: f.into(),
@@ -917,8 +1000,7 @@ ld: warning: not a compiler warning
         let e = verify_config(&spec, &modular.replace("KVM=m", "KVM=y"), all).unwrap_err();
         assert!(e.to_string().contains("CONFIG_KVM was requested"), "{e}");
         // ...and the later fragment's settings still are.
-        let e = verify_config(&spec, &modular.replace("MODULES=y", "MODULES=n"), all)
-            .unwrap_err();
+        let e = verify_config(&spec, &modular.replace("MODULES=y", "MODULES=n"), all).unwrap_err();
         assert!(e.to_string().contains("CONFIG_MODULES"), "{e}");
     }
 }

@@ -97,6 +97,22 @@ pub fn load_targets(file: &Path, configs_dir: &Path) -> Result<Vec<ConfigSpec>> 
     Ok(out)
 }
 
+/// The config named `name` for `kmm build`/`kmm test`: a build target of
+/// `ci/targets.toml` under `repo_root`, else a boot config of `ci/configs`.
+pub fn spec_named(repo_root: &Path, name: &str) -> Result<ConfigSpec> {
+    let configs = repo_root.join("ci/configs");
+    let targets = repo_root.join(TARGETS_FILE);
+    if targets.is_file() {
+        if let Some(t) = load_targets(&targets, &configs)?
+            .into_iter()
+            .find(|t| t.name == name)
+        {
+            return Ok(t);
+        }
+    }
+    Ok(kmm_build::config_spec(&configs, name)?)
+}
+
 /// The `--target` name of every build target.
 pub const ALL_BUILDS: &str = "builds";
 

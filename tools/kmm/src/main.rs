@@ -55,7 +55,8 @@ enum Cmd {
         /// `base`, `tip` (default), a patch number (1..N) or a commit id.
         #[arg(long, default_value = "tip")]
         commit: String,
-        /// Config name in ci/configs (kvm-mm, debug, rust).
+        /// Config name in ci/configs (kvm-mm, debug, rust) or a build
+        /// target of ci/targets.toml (arm64, x86-modular, ...).
         #[arg(long, default_value = kmm_build::DEFAULT_CONFIG)]
         config: String,
         /// Parallel make jobs (default: the number of CPUs).
@@ -345,7 +346,7 @@ fn build_cmd(cli: &Cli, commit: &str, config: &str, jobs: Option<usize>) -> anyh
     let b = provide(&ctx)?;
     let (commits, _) = kmm_series::generate(&ctx.manifest, &b)?;
     let id = resolve_commit(commit, &b, &commits)?;
-    let spec = kmm_build::config_spec(&ctx.manifest.root.join("ci/configs"), config)?;
+    let spec = kmm_ci::matrix::spec_named(&ctx.manifest.root, config)?;
     let ws = workspace(&ctx, &b, jobs);
     eprintln!(
         "kmm: building {} with config {} in {} (log in {}/logs)",
