@@ -882,6 +882,21 @@ WARNING: unmet direct dependencies detected for KVM_MM_KUNIT_TEST
     }
 
     #[test]
+    fn arm64_link_failure_of_v1_patch_9() {
+        // kmm ci --version 1 --commits 7..9 --target arm64: generic
+        // kvm_main.c calls helpers built only with HAVE_KVM_PFNCACHE (x86).
+        let log = include_str!("../tests/fixtures/arm64-v1-0009-link.log");
+        assert_eq!(
+            first_error(log, Path::new(FIXTURE_SRC)).as_deref(),
+            Some(
+                "aarch64-linux-gnu-ld: virt/kvm/kvm_main.o: in function \
+                 `kvm_mmu_notifier_invalidate_range_start': kvm_main.c:(.text+0x13b0): \
+                 undefined reference to `kvm_mm_c_clamp_to_slot'"
+            )
+        );
+    }
+
+    #[test]
     fn link_and_modpost_errors() {
         let src = Path::new("/k/src");
         // A compiler error wins over the link errors it causes.
