@@ -101,8 +101,9 @@ enum Cmd {
         #[arg(long, value_parser = parse_version)]
         version: Option<u32>,
         /// Only these commits: `FROM..TO` patch numbers, inclusive (0 is
-        /// the base), or one number. The per-commit choice of targets is
-        /// unchanged; the tip keeps every target only if it is in range.
+        /// the base), one number, or `tip`. The per-commit choice of
+        /// targets is unchanged; the tip keeps every target only if it is
+        /// in range.
         #[arg(long, value_name = "FROM..TO", value_parser = parse_range)]
         commits: Option<(usize, usize)>,
         /// Print the targets chosen for each commit and stop: nothing is
@@ -205,8 +206,14 @@ enum SeriesCmd {
     Reroll,
 }
 
-/// Parses `--commits 7..9` or `--commits 9`.
+/// `--commits tip`: the last commit, whatever its number.
+const TIP: usize = usize::MAX;
+
+/// Parses `--commits 7..9`, `--commits 9` or `--commits tip`.
 fn parse_range(s: &str) -> Result<(usize, usize), String> {
+    if s == "tip" {
+        return Ok((TIP, TIP));
+    }
     let num = |x: &str| x.trim().parse::<usize>().ok();
     let r = match s.split_once("..") {
         Some((a, b)) => num(a).zip(num(b)),
@@ -524,7 +531,11 @@ fn ci_cmd(cli: &Cli, a: &CiArgs<'_>) -> anyhow::Result<u8> {
         })
         .collect();
     let tip_id = all.last().map(|c| c.id.clone());
-    if let Some((from, to)) = a.commits {
+    let last = all.len().saturating_sub(1);
+    let range = a
+        .commits
+        .map(|(from, to)| if from == TIP { (last, last) } else { (from, to) });
+    if let Some((from, to)) = range {
         if to >= all.len() {
             bail!(
                 "--commits {from}..{to}: v{version} has patches 1..={} (0 is the base)",
@@ -532,7 +543,7 @@ fn ci_cmd(cli: &Cli, a: &CiArgs<'_>) -> anyhow::Result<u8> {
             );
         }
     }
-    let in_range = |i: usize| a.commits.is_none_or(|(from, to)| (from..=to).contains(&i));
+    let in_range = |i: usize| range.is_none_or(|(from, to)| (from..=to).contains(&i));
     let commits: Vec<matrix::Commit> = all
         .into_iter()
         .enumerate()
@@ -900,6 +911,7 @@ mod tests {
         assert_eq!(parse_range("7..9"), Ok((7, 9)));
         assert_eq!(parse_range("0..0"), Ok((0, 0)));
         assert_eq!(parse_range("9"), Ok((9, 9)));
+        assert_eq!(parse_range("tip"), Ok((super::TIP, super::TIP)));
         assert!(parse_range("9..7").is_err());
         assert!(parse_range("a..b").is_err());
     }
