@@ -6,8 +6,8 @@ use std::path::Path;
 use std::process::Command;
 
 use kmm_boot::initramfs::{
-    render_init, Initramfs, InitramfsError, TestCommand, TestPlan, END_MARKER, GUEST_TIMEOUT,
-    HOST_BUSYBOX, HOST_TIMEOUT, START_MARKER,
+    render_init, GuestModule, Initramfs, InitramfsError, TestCommand, TestPlan, END_MARKER,
+    GUEST_TIMEOUT, HOST_BUSYBOX, HOST_TIMEOUT, START_MARKER,
 };
 
 use crate::support::{cpio_extract, have, is_root};
@@ -47,6 +47,38 @@ fn init_script_is_pure_and_valid_shell() {
             .status()
             .unwrap();
         assert!(status.success(), "busybox sh -n rejects the script");
+    }
+}
+
+fn modular_plan() -> TestPlan {
+    let m = |name: &str, flag: Option<&str>| GuestModule {
+        path: format!("/lib/modules/{name}.ko"),
+        cpu_flag: flag.map(str::to_owned),
+    };
+    TestPlan::new(vec![TestCommand::new(
+        "kselftest",
+        "/kselftest/run_kselftest.sh",
+        900,
+    )])
+    .with_modules(vec![m("kvm", None), m("kvm-amd", Some("svm"))])
+}
+
+/// `/init` of a KVM=m build: wait for the final TSC calibration, insmod,
+/// then the tests with the loading step as test 1.
+#[test]
+fn init_script_with_modules_snapshot() {
+    let script = render_init(&modular_plan());
+    insta::assert_snapshot!(script);
+    for shell in ["sh", "busybox"] {
+        if shell == "busybox" && !have("busybox") {
+            continue;
+        }
+        let mut c = Command::new(shell);
+        if shell == "busybox" {
+            c.arg("sh");
+        }
+        let status = c.args(["-n", "-c", &script]).status().unwrap();
+        assert!(status.success(), "{shell} -n rejects the script");
     }
 }
 
