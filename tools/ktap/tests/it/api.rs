@@ -46,3 +46,62 @@ fn json_has_paths() {
     assert_eq!(sizes["subtests"][2]["directive"], "SKIP no 1G pages");
     assert_eq!(json["failed"], true);
 }
+
+/// A real 6.1 TCG boot with KVM built as modules (kvm-mm-modular config):
+/// the built-in suites print their KTAP block at boot; /init loads kvm.ko
+/// later, whose KUnit suites print `    KTAP version 1`/`# Subtest:`
+/// blocks with no top-level header and number their result lines on from
+/// the boot block (`ok 8 kvm_mm`, lib/kunit/test.c's
+/// kunit_suite_counter); then /init's own TAP follows. The module's
+/// suites are top-level tests like the built-in ones, after them.
+#[test]
+fn kvm_module_kunit_suites_after_the_boot_block() {
+    let report =
+        parse_file(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/kvm_modules_6_1.log"));
+    let top: Vec<(&str, u32, ktap::Status)> = report
+        .tests
+        .iter()
+        .map(|t| (t.name.as_str(), t.number, t.status))
+        .collect();
+    use ktap::Status::Pass;
+    assert_eq!(
+        top,
+        [
+            ("kunit_executor_test", 1, Pass),
+            ("kunit-try-catch-test", 2, Pass),
+            ("kunit-resource-test", 3, Pass),
+            ("kunit-log-test", 4, Pass),
+            ("kunit_status", 5, Pass),
+            ("string-stream-test", 6, Pass),
+            ("example", 7, Pass),
+            ("kvm_mm", 8, Pass),
+            ("kvm_mm_walker", 9, Pass),
+            ("kvm_modules", 1, Pass),
+            ("kselftest", 2, Pass),
+        ]
+    );
+    let kvm_mm = &report.tests[7];
+    assert_eq!(kvm_mm.subtests.len(), 8);
+    assert_eq!(kvm_mm.subtests[0].name, "kvm_mm_inval_point_test");
+    assert_eq!(kvm_mm.subtests[0].subtests.len(), 22);
+    assert_eq!(
+        kvm_mm.subtests[7].directive.as_deref(),
+        Some("SKIP CONFIG_KVM_MM_RUST is off")
+    );
+    assert_eq!(report.tests[8].subtests.len(), 7);
+    // The /init lines around insmod are kept as log, not tests.
+    assert!(kvm_mm
+        .log
+        .iter()
+        .any(|l| l == "KMM-BOOT: insmod /lib/modules/kvm.ko"));
+    assert!(!report.failed());
+    // Nothing worse than the note that /init's TAP restarts the numbering.
+    assert!(
+        report
+            .diagnostics
+            .iter()
+            .all(|d| d.severity == ktap::Severity::Info),
+        "{:?}",
+        report.diagnostics
+    );
+}
