@@ -55,7 +55,8 @@ pub fn render(suite: &str, rows: &[Row]) -> String {
                     s.push_str(">\n");
                     let _ = writeln!(
                         s,
-                        "      <flakyFailure message=\"first boot differed from the snapshot\">{}</flakyFailure>",
+                        "      <flakyFailure message=\"first boot differed from the snapshot; retried for {}\">{}</flakyFailure>",
+                        escape(&r.retries.join(", ")),
                         escape(diff)
                     );
                     s.push_str("    </testcase>\n");
@@ -118,6 +119,7 @@ mod tests {
             seconds: 1.5,
             first_ktap_secs: Some(1.2),
             flaky: None,
+            retries: Vec::new(),
             failed,
         }
     }
@@ -135,10 +137,11 @@ mod tests {
     fn flaky_passes_are_marked() {
         let mut r = row(false);
         r.flaky = Some("-x: pass\n+x: fail\n".into());
+        r.retries = vec!["tcg-tsc-race".into()];
         let x = render("kmm ci", &[r]);
         assert!(x.contains("failures=\"0\""));
         assert!(
-            x.contains("<flakyFailure message=\"first boot differed from the snapshot\">-x: pass")
+            x.contains("<flakyFailure message=\"first boot differed from the snapshot; retried for tcg-tsc-race\">-x: pass")
         );
     }
 }

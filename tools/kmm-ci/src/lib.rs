@@ -21,6 +21,7 @@ use kmm_boot::initramfs::{
 use kmm_boot::qemu::{BootReport, Machine, Qemu, QemuConfig};
 use kmm_build::{Built, ConfigSpec, Workspace};
 
+pub mod flakes;
 pub mod junit;
 pub mod matrix;
 
@@ -220,6 +221,8 @@ pub struct TestRun {
     /// Set when the first boot's result differed from the snapshot and a
     /// second boot matched it: the first run's diff.
     pub flaky: Option<String>,
+    /// The known flake (see [`flakes::KNOWN`]) that made each retry.
+    pub retries: Vec<&'static str>,
     /// The plan expects failing tests (see [`Plan::expect_failures`]).
     pub expect_failures: bool,
     /// Tests of the plan that the series adds later, left out here.
@@ -291,8 +294,8 @@ pub const SELFTEST_COMPAT: &str = "selftests/compat/linux-6.1.192-build.h";
 /// patched tree does, and a regression there fails the build.
 pub fn selftest_cflags(repo_root: &Path, src: &Path) -> String {
     let test_util = src.join("tools/testing/selftests/kvm/include/test_util.h");
-    let fixed = std::fs::read_to_string(test_util)
-        .is_ok_and(|t| t.contains("#define TEST_ASSERT_EQ("));
+    let fixed =
+        std::fs::read_to_string(test_util).is_ok_and(|t| t.contains("#define TEST_ASSERT_EQ("));
     if fixed {
         String::new()
     } else {
@@ -395,17 +398,44 @@ pub fn test_commit(
     let path = setup.snapshot_path(&spec.name, &plan.name, label);
     let mut snapshot = compare_snapshot(&path, &snapshot_text, setup.accept)?;
     let mut flaky = None;
+    let mut retries = Vec::new();
     if let SnapshotStatus::Changed { diff, .. } = &snapshot {
-        // Retries, as nextest does: a result that differs from the
-        // snapshot but matches it on a retry is reported as flaky, not
-        // hidden. See BOOT_RETRIES for why there are several.
+        // Retries, as nextest does, but only for a known flake of the
+        // environment whose signature the console shows (flakes::KNOWN):
+        // any other difference fails at once. A match on a retry is
+        // reported as flaky, with the flake's name, not hidden.
         let first_diff = diff.clone();
+        let mut last_console = console.clone();
+        let mut boot_time = boot.elapsed;
         for attempt in 1..=BOOT_RETRIES {
+            let text = std::fs::read(&last_console)
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .unwrap_or_default();
+            let Some(flake) = flakes::find(&text) else {
+                if attempt == 1 {
+                    progress(&format!(
+                        "{label}: result differs from the snapshot ({}); no known flake on the console, not retried",
+                        flakes::first_difference(&first_diff).unwrap_or_default()
+                    ));
+                }
+                break;
+            };
+            if boot_time >= flakes::ROW_BOOT_CAP {
+                progress(&format!(
+                    "{label}: {} again, but the row's boot time is spent ({:.0}s); not retried",
+                    flake.name,
+                    boot_time.as_secs_f64()
+                ));
+                break;
+            }
+            retries.push(flake.name);
             progress(&format!(
-                "{label}: result differs from the snapshot; booting again ({attempt}/{BOOT_RETRIES})"
+                "{label}: result differs from the snapshot and the console shows {} (\"{}\"); booting again ({attempt}/{BOOT_RETRIES})",
+                flake.name, flake.signature
             ));
             let retry_console = console.with_extension(format!("retry{attempt}.log"));
             let (b, r, f) = boot_once(&cfg, &retry_console, label, t0, progress)?;
+            boot_time += b.elapsed;
             let text = self::snapshot_text(&b, &r);
             let again = compare_snapshot(&path, &text, false)?;
             if again == SnapshotStatus::Matched {
@@ -413,6 +443,7 @@ pub fn test_commit(
                 (boot, report, first_ktap, snapshot_text, snapshot) = (b, r, f, text, again);
                 break;
             }
+            last_console = retry_console;
         }
     }
     Ok(TestRun {
@@ -426,6 +457,7 @@ pub fn test_commit(
         snapshot_text,
         snapshot,
         flaky,
+        retries,
         expect_failures: plan.expect_failures.is_some(),
         absent,
     })
@@ -473,15 +505,9 @@ fn boot_once(
     Ok((boot, report, first_ktap))
 }
 
-/// Boots after the first whose result differs from the snapshot, before
-/// the difference counts (a match on a retry is reported as flaky).
-///
-/// About one TCG boot in five refines the TSC calibration after KVM has
-/// initialized: KVM then creates every vCPU at a TSC rate below the
-/// host's, prints "user requested TSC rate below hardware speed", and
-/// kvm_clock_test (and perhaps xen_shinfo_test) fails for the whole boot,
-/// at any commit, the base included. On 2026-12-02 every failing boot
-/// whose log was kept printed that line, and no passing boot did.
+/// Most boots after the first whose result differs from the snapshot, and
+/// only while the console shows a known flake of the environment
+/// ([`flakes::KNOWN`]; a match on a retry is reported as flaky).
 pub const BOOT_RETRIES: u32 = 3;
 
 /// Where the kernel's kselftest runner lives in the guest.
@@ -561,7 +587,10 @@ fn pack_initramfs(
         )])
         .with_modules(modules),
     )?;
-    let image = setup.ws.root.join(format!("initramfs-{}.cpio", built.config));
+    let image = setup
+        .ws
+        .root
+        .join(format!("initramfs-{}.cpio", built.config));
     initramfs.write_file(&image)?;
     Ok((image, per_test, absent))
 }
@@ -742,6 +771,8 @@ pub struct Row {
     pub snapshot_diff: Option<String>,
     /// The first boot's diff when only a retry matched the snapshot.
     pub flaky: Option<String>,
+    /// The known flake behind each retry (see [`flakes::KNOWN`]).
+    pub retries: Vec<String>,
     /// Seconds for build, selftests and boot.
     pub seconds: f64,
     /// Seconds from starting QEMU to the first KTAP line.
@@ -809,6 +840,7 @@ impl Row {
             snapshot,
             snapshot_diff,
             flaky: run.flaky.clone(),
+            retries: run.retries.iter().map(|r| (*r).to_string()).collect(),
             seconds: (run.built.duration + run.selftests_time + run.boot.elapsed).as_secs_f64(),
             first_ktap_secs: run.first_ktap.map(|d| d.as_secs_f64()),
             failed,
@@ -837,6 +869,7 @@ impl Row {
             snapshot: "-".into(),
             snapshot_diff: None,
             flaky: None,
+            retries: Vec::new(),
             seconds: built.duration.as_secs_f64(),
             first_ktap_secs: None,
         }
@@ -867,6 +900,7 @@ impl Row {
             snapshot: "-".into(),
             snapshot_diff: None,
             flaky: None,
+            retries: Vec::new(),
             seconds: 0.0,
             first_ktap_secs: None,
             failed: true,
@@ -887,7 +921,18 @@ impl Row {
         if !self.failures.is_empty() {
             return format!("failed: {}", self.failures.join(", "));
         }
-        if self.snapshot_diff.is_some() || self.snapshot.starts_with("new") {
+        if let Some(diff) = &self.snapshot_diff {
+            let first = flakes::first_difference(diff).unwrap_or_default();
+            return match self.retries.last() {
+                Some(f) => format!(
+                    "snapshot {}: {first} (retried {} time(s) for {f})",
+                    self.snapshot,
+                    self.retries.len()
+                ),
+                None => format!("snapshot {}: {first}", self.snapshot),
+            };
+        }
+        if self.snapshot.starts_with("new") {
             return format!("snapshot {}", self.snapshot);
         }
         if self.boot != "powered off" {
@@ -927,10 +972,13 @@ pub fn render_table(rows: &[Row]) -> String {
         );
         if r.failed {
             let _ = writeln!(s, "    FAILED: {}", r.reason());
-        } else if r.flaky.is_some() {
+        } else if let Some(diff) = &r.flaky {
             let _ = writeln!(
                 s,
-                "    FLAKY: the first boot differed from the snapshot, the retry matched"
+                "    FLAKY ({}): the first boot differed from the snapshot ({}), retry {} matched",
+                r.retries.join(", "),
+                flakes::first_difference(diff).unwrap_or_default(),
+                r.retries.len()
             );
         }
     }

@@ -532,9 +532,13 @@ fn ci_cmd(cli: &Cli, a: &CiArgs<'_>) -> anyhow::Result<u8> {
         .collect();
     let tip_id = all.last().map(|c| c.id.clone());
     let last = all.len().saturating_sub(1);
-    let range = a
-        .commits
-        .map(|(from, to)| if from == TIP { (last, last) } else { (from, to) });
+    let range = a.commits.map(|(from, to)| {
+        if from == TIP {
+            (last, last)
+        } else {
+            (from, to)
+        }
+    });
     if let Some((from, to)) = range {
         if to >= all.len() {
             bail!(
