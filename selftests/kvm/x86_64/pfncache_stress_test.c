@@ -312,7 +312,7 @@ static bool round_of_mutations(struct stress *s)
 }
 
 /* Whether kernel.numa_balancing is on (absent without CONFIG_NUMA_BALANCING). */
-static bool numa_balancing(void)
+static bool numa_balancing_on(void)
 {
 	FILE *f = fopen("/proc/sys/kernel/numa_balancing", "r");
 	int on = 0;
@@ -357,7 +357,7 @@ static void check_unrelated(struct stress *s)
 	 * guest memory too, the caches' pages included, at any time: the
 	 * test then cannot tell which invalidations it caused.
 	 */
-	if (numa_balancing()) {
+	if (numa_balancing_on()) {
 		ksft_test_result_skip("unrelated_invalidations: NUMA balancing is on\n");
 		return;
 	}
