@@ -852,45 +852,25 @@ impl Row {
     pub fn from_build(label: &str, built: &Built, prev: Option<&Built>, dirs: &[String]) -> Row {
         let new = added_warnings(prev, built, dirs);
         Row {
-            label: label.into(),
-            commit: built.commit.clone(),
-            target: built.config.clone(),
-            config: built.config.clone(),
-            plan: BUILD_PLAN.into(),
             build: "ok".into(),
-            error: None,
             kvm_warnings: built.kvm_warnings.len(),
             failed: !new.is_empty(),
             new_warnings: new,
-            boot: "-".into(),
-            tests: "-".into(),
-            failures: vec![],
-            splats: vec![],
-            snapshot: "-".into(),
-            snapshot_diff: None,
-            flaky: None,
-            retries: Vec::new(),
             seconds: built.duration.as_secs_f64(),
-            first_ktap_secs: None,
+            ..Row::unbooted(label, &built.commit, &built.config, BUILD_PLAN)
         }
     }
 
-    /// A row for a commit whose build or boot could not run.
-    pub fn from_error(label: &str, commit: &str, config: &str, plan: &str, err: &CiError) -> Row {
-        let error = match err {
-            CiError::Build(kmm_build::BuildError::Failed { first_error, .. }) => {
-                first_error.clone()
-            }
-            _ => None,
-        };
+    /// A row that did not boot, with nothing else known yet.
+    fn unbooted(label: &str, commit: &str, target: &str, plan: &str) -> Row {
         Row {
             label: label.into(),
             commit: commit.into(),
-            target: config.into(),
-            config: config.into(),
+            target: target.into(),
+            config: target.into(),
             plan: plan.into(),
-            build: err.to_string(),
-            error,
+            build: String::new(),
+            error: None,
             kvm_warnings: 0,
             new_warnings: vec![],
             boot: "-".into(),
@@ -903,7 +883,23 @@ impl Row {
             retries: Vec::new(),
             seconds: 0.0,
             first_ktap_secs: None,
+            failed: false,
+        }
+    }
+
+    /// A row for a commit whose build or boot could not run.
+    pub fn from_error(label: &str, commit: &str, config: &str, plan: &str, err: &CiError) -> Row {
+        let error = match err {
+            CiError::Build(kmm_build::BuildError::Failed { first_error, .. }) => {
+                first_error.clone()
+            }
+            _ => None,
+        };
+        Row {
+            build: err.to_string(),
+            error,
             failed: true,
+            ..Row::unbooted(label, commit, config, plan)
         }
     }
 
