@@ -88,8 +88,10 @@ pub enum BaseError {
     },
     /// The cache exists but does not hold the pinned commit.
     #[error(
-        "{cache}: cached base repository is corrupt or stale ({detail}); \
-         remove it with `rm -rf {cache}` and run `kmm base` again"
+        "{}: the cached base repository is damaged or stale ({detail}); \
+         remove it with `rm -rf {}` and run `kmm base` to import the tarball again",
+        cache.display(),
+        cache.display()
     )]
     CorruptCache {
         /// Cache path.
@@ -223,10 +225,7 @@ pub fn provide(spec: &BaseSpec, cache_dir: &Path) -> Result<Base> {
         what: "create cache directory",
         source,
     })?;
-    let tmp = tempfile::Builder::new()
-        .prefix(".import-")
-        .tempdir_in(cache_dir)
-        .map_err(|source| BaseError::Io {
+    let tmp = kmm_scratch::Scratch::new_in(cache_dir, "import").map_err(|source| BaseError::Io {
             path: cache_dir.to_path_buf(),
             what: "create temporary directory",
             source,
@@ -251,7 +250,7 @@ pub fn provide(spec: &BaseSpec, cache_dir: &Path) -> Result<Base> {
     match std::fs::rename(tmp.path(), &path) {
         Ok(()) => {
             // Renamed away: nothing is left for the guard to delete.
-            let _ = tmp.keep();
+            tmp.keep();
             let mut base = open_cached(spec, &path)?;
             base.imported = Some(stats);
             Ok(base)
@@ -266,6 +265,80 @@ pub fn provide(spec: &BaseSpec, cache_dir: &Path) -> Result<Base> {
             source,
         }),
     }
+}
+
+/// How much of the cached base [`verify`] reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Depth {
+    /// Every tree of the pinned commit and one blob in [`BLOB_SAMPLE`].
+    Trees,
+    /// Every tree and every blob, each hashed as it is read.
+    Full,
+}
+
+/// [`Depth::Trees`] reads one blob in this many.
+pub const BLOB_SAMPLE: usize = 64;
+
+/// What [`verify`] read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Verified {
+    /// Trees read.
+    pub trees: usize,
+    /// Blobs in the trees.
+    pub blobs: usize,
+    /// Blobs read (and hashed by libgit2's strict verification).
+    pub blobs_read: usize,
+}
+
+/// Reads the objects the pinned tree needs from the cache, so that a
+/// damaged cache is reported here, in the base's terms, and not as a raw
+/// libgit2 error in the middle of a generate.
+pub fn verify(b: &Base, depth: Depth) -> Result<Verified> {
+    let corrupt = |detail: String| BaseError::CorruptCache {
+        cache: b.repo.git_dir().to_path_buf(),
+        detail,
+    };
+    let raw = b.repo.raw();
+    let odb = raw.odb().map_err(|e| corrupt(e.message().to_string()))?;
+    let mut v = Verified::default();
+    let root = git2::Oid::from_str(&b.tree).map_err(|e| corrupt(e.message().to_string()))?;
+    let mut stack = vec![(String::new(), root)];
+    while let Some((path, id)) = stack.pop() {
+        let tree = raw.find_tree(id).map_err(|e| {
+            corrupt(format!(
+                "tree {id} of {} cannot be read: {}",
+                if path.is_empty() { "/" } else { &path },
+                e.message()
+            ))
+        })?;
+        v.trees += 1;
+        for entry in tree.iter() {
+            let name = String::from_utf8_lossy(entry.name_bytes()).into_owned();
+            let p = if path.is_empty() {
+                name
+            } else {
+                format!("{path}/{name}")
+            };
+            match entry.kind() {
+                Some(git2::ObjectType::Tree) => stack.push((p, entry.id())),
+                Some(git2::ObjectType::Blob) => {
+                    v.blobs += 1;
+                    if depth == Depth::Full || v.blobs % BLOB_SAMPLE == 1 {
+                        odb.read(entry.id()).map_err(|e| {
+                            corrupt(format!(
+                                "blob {} of {p} cannot be read: {}",
+                                entry.id(),
+                                e.message()
+                            ))
+                        })?;
+                        v.blobs_read += 1;
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(v)
 }
 
 fn open_cached(spec: &BaseSpec, path: &Path) -> Result<Base> {

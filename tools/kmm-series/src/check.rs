@@ -86,10 +86,7 @@ pub fn run(m: &Manifest, b: &Base) -> Result<Report, CheckError> {
     findings.extend(changelog(m));
     timings.push(("generate", t.elapsed()));
 
-    let scratch = tempfile::Builder::new()
-        .prefix("kmm-check-")
-        .tempdir()
-        .map_err(|source| CheckError::Scratch {
+    let scratch = kmm_scratch::Scratch::new("check").map_err(|source| CheckError::Scratch {
             path: std::env::temp_dir(),
             source,
         })?;
@@ -253,20 +250,18 @@ pub fn header_value(text: &str, name: &str) -> Option<String> {
 #[derive(Debug)]
 pub struct Worktree {
     git_dir: PathBuf,
-    dir: tempfile::TempDir,
+    dir: kmm_scratch::Scratch,
 }
 
 impl Worktree {
     /// Checks out `commit` (detached) into a new temporary worktree.
     pub fn add(git_dir: &Path, commit: &str) -> Result<Worktree, CheckError> {
         let _ = git(git_dir, None, &["worktree", "prune"]);
-        let dir = tempfile::Builder::new()
-            .prefix("kmm-wt-")
-            .tempdir()
-            .map_err(|source| CheckError::Spawn {
-                tool: "mktemp".into(),
-                source,
-            })?;
+        let dir = kmm_scratch::Scratch::new("wt").map_err(|source| CheckError::Scratch {
+            path: std::env::temp_dir(),
+            source,
+        })?;
+        dir.worktree_of(git_dir);
         let path = dir.path().to_string_lossy().into_owned();
         let out = git(
             git_dir,

@@ -518,8 +518,9 @@ pub fn render_with(
 }
 
 /// Replaces `dir` with exactly `files`: written to a temporary directory
-/// beside it and renamed into place, so a failure leaves the old
-/// directory as it was.
+/// beside it and exchanged with `dir` in one rename
+/// ([`kmm_scratch::swap_dir`]), so `dir` is the old or the new directory
+/// whenever the process stops, never missing or half-written.
 pub fn write_dir(dir: &Path, files: &[PatchFile]) -> Result<(), GenError> {
     let io = |path: &Path, what| {
         let path = path.to_path_buf();
@@ -527,35 +528,13 @@ pub fn write_dir(dir: &Path, files: &[PatchFile]) -> Result<(), GenError> {
     };
     let parent = dir.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(parent).map_err(io(parent, "create directory"))?;
-    let tmp = tempfile::Builder::new()
-        .prefix(".kmm-new-")
-        .tempdir_in(parent)
+    let tmp = kmm_scratch::Scratch::new_in(parent, "new")
         .map_err(io(parent, "create temporary directory"))?;
     for f in files {
         let p = tmp.path().join(&f.name);
         std::fs::write(&p, &f.text).map_err(io(&p, "write"))?;
     }
-    let old = tempfile::Builder::new()
-        .prefix(".kmm-old-")
-        .tempdir_in(parent)
-        .map_err(io(parent, "create temporary directory"))?;
-    let old_path = old.path().join("old");
-    if dir.exists() {
-        std::fs::rename(dir, &old_path).map_err(io(dir, "move aside"))?;
-    }
-    let new_path = tmp.keep();
-    if let Err(e) = std::fs::rename(&new_path, dir) {
-        if old_path.exists() {
-            let _ = std::fs::rename(&old_path, dir);
-        }
-        let _ = std::fs::remove_dir_all(&new_path);
-        return Err(GenError::Io {
-            path: dir.to_path_buf(),
-            what: "move into place",
-            source: e,
-        });
-    }
-    Ok(())
+    kmm_scratch::swap_dir(tmp, dir).map_err(io(dir, "move into place"))
 }
 
 /// Reads a directory of `.patch` files as [`PatchFile`]s, sorted by name.

@@ -74,7 +74,7 @@ impl Recipients {
 /// scratch directory that is removed on drop.
 #[derive(Debug)]
 pub struct GetMaintainer {
-    dir: tempfile::TempDir,
+    dir: kmm_scratch::Scratch,
 }
 
 fn tool_error(message: String) -> GenError {
@@ -89,10 +89,7 @@ impl GetMaintainer {
     /// `Ok(None)` when the tree has no `get_maintainer.pl` or no
     /// `MAINTAINERS`.
     pub fn extract(repo: &dyn Repo, tree: &str) -> Result<Option<GetMaintainer>, GenError> {
-        let dir = tempfile::Builder::new()
-            .prefix("kmm-get-maintainer-")
-            .tempdir()
-            .map_err(|source| GenError::Io {
+        let dir = kmm_scratch::Scratch::new("get_maintainer").map_err(|source| GenError::Io {
                 path: std::env::temp_dir(),
                 what: "create a scratch directory",
                 source,

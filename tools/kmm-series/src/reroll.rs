@@ -104,10 +104,7 @@ pub fn rebuild(m: &Manifest, base: &Base, v: u32) -> Result<Previous, GenError> 
         )));
     }
     let git_dir = base.repo.git_dir();
-    let scratch = tempfile::Builder::new()
-        .prefix("kmm-rebuild-")
-        .tempdir()
-        .map_err(|source| GenError::Io {
+    let scratch = kmm_scratch::Scratch::new("rebuild").map_err(|source| GenError::Io {
             path: std::env::temp_dir(),
             what: "create a scratch directory",
             source,
@@ -331,7 +328,7 @@ pub fn reroll(m: &Manifest, base: &Base) -> Result<Rerolled, RerollError> {
     generate::write_dir(&new_dir, &new_files)?;
     let parent = m.path.parent().unwrap_or(Path::new("."));
     let written = tempfile::Builder::new()
-        .prefix(".series-")
+        .prefix(&kmm_scratch::hidden_prefix("series"))
         .tempfile_in(parent)
         .map_err(io(parent, "create temporary file"))
         .and_then(|mut t| {
@@ -348,6 +345,8 @@ pub fn reroll(m: &Manifest, base: &Base) -> Result<Rerolled, RerollError> {
         to: next,
         dir: new_dir,
         patches: commits.len(),
-        sent: sent::path(m, m.version).exists(),
+        sent: sent::read(&sent::path(m, m.version))
+            .map_err(GenError::from)?
+            .is_some_and(|r| r.sent() > 0),
     })
 }

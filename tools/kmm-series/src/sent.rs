@@ -38,44 +38,98 @@ pub enum SentError {
     },
 }
 
-/// One message that was sent.
+/// What became of one message.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    /// `git send-email` reported it sent (exit status 0 for this mail
+    /// alone). Records written before states existed hold only these.
+    #[default]
+    Sent,
+    /// Its `git send-email` was running when kmm stopped without a chance
+    /// to see the outcome (SIGKILL, a crash): maybe sent, maybe not.
+    Sending,
+    /// Not sent yet.
+    Pending,
+}
+
+/// One message of a send: planned, in flight or sent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SentMessage {
     /// The patch file, e.g. `0000-cover-letter.patch`.
     pub file: String,
-    /// Its subject as sent.
+    /// Its subject.
     pub subject: String,
-    /// Its `Message-ID`, with the angle brackets.
+    /// Its `Message-ID`, with the angle brackets, given by kmm before the
+    /// send (git send-email keeps it), so that a resumed send threads the
+    /// rest to the same cover letter.
     pub message_id: String,
+    /// What became of it.
+    #[serde(default)]
+    pub state: State,
+    /// The sha256 of the file as planned: a resumed send refuses a file
+    /// that changed since.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
 }
 
-/// The record of one version's send.
+/// The record of one version's send, written before the first message
+/// goes out and after each one.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SentRecord {
     /// The version sent.
     pub version: u32,
-    /// Whether every file of the version was sent (false after a send that
-    /// failed part-way).
+    /// Whether every message was sent.
     pub complete: bool,
-    /// The `Date:` git send-email gave the first message.
+    /// When the send started (RFC 2822).
     pub date: String,
-    /// The Message-ID the cover letter replied to, if any.
+    /// The Message-ID the cover letter replies to, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub in_reply_to: Option<String>,
-    /// The messages in the order they were sent, the cover letter first.
+    /// The messages in sending order, the cover letter first.
     #[serde(rename = "message")]
     pub messages: Vec<SentMessage>,
 }
 
 impl SentRecord {
-    /// The cover letter's Message-ID, the root of the thread.
+    /// The cover letter's Message-ID if the cover letter was sent: the
+    /// root of the thread.
     pub fn cover_id(&self) -> Option<&str> {
         self.messages
             .iter()
-            .find(|m| m.file.starts_with("0000-"))
+            .find(|m| m.file.starts_with("0000-") && m.state == State::Sent)
             .map(|m| m.message_id.as_str())
+    }
+
+    /// How many messages were sent.
+    pub fn sent(&self) -> usize {
+        self.messages
+            .iter()
+            .filter(|m| m.state == State::Sent)
+            .count()
+    }
+
+    /// The message whose outcome is unknown, if any.
+    pub fn in_flight(&self) -> Option<&SentMessage> {
+        self.messages.iter().find(|m| m.state == State::Sending)
+    }
+
+    /// One line on the state of the send, for `kmm series status`.
+    pub fn summary(&self) -> String {
+        let n = self.messages.len();
+        let sent = self.sent();
+        if self.complete {
+            format!("sent {}", self.date)
+        } else if let Some(m) = self.in_flight() {
+            format!(
+                "PARTLY sent {} ({sent} of {n}; unknown whether {} went out)",
+                self.date, m.file
+            )
+        } else {
+            format!("PARTLY sent {} ({sent} of {n})", self.date)
+        }
     }
 }
 
@@ -116,19 +170,23 @@ pub fn write(path: &Path, record: &SentRecord) -> Result<(), SentError> {
         message: e.to_string(),
     })?;
     let text = format!(
-        "# Written by `kmm send --confirm` after a real send: the Message-IDs of\n\
-         # v{}. `kmm send` refuses to send this version again; the next version's\n\
-         # cover letter links to it and `kmm send --reply-to-previous` replies to it.\n\
+        "# Written by `kmm send --confirm` before the first mail and after each\n\
+         # one: the Message-IDs of v{} and which mails went out. `kmm send`\n\
+         # refuses to send a sent mail again; the next version's cover letter\n\
+         # links to it and `kmm send --reply-to-previous` replies to it.\n\
          {body}",
         record.version
     );
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(io("create directory"))?;
     let mut tmp = tempfile::Builder::new()
-        .prefix(".kmm-sent-")
+        .prefix(&kmm_scratch::hidden_prefix("sent"))
         .tempfile_in(dir)
         .map_err(io("create temporary file"))?;
     std::io::Write::write_all(&mut tmp, text.as_bytes()).map_err(io("write"))?;
+    // On disk before it replaces the old record: the record is what stops
+    // a second send, so it must survive a crash that follows.
+    tmp.as_file().sync_all().map_err(io("write"))?;
     tmp.persist(path)
         .map_err(|e| SentError::Io {
             path: path.to_path_buf(),
@@ -149,7 +207,7 @@ mod tests {
         assert_eq!(read(&p).unwrap(), None);
         let r = SentRecord {
             version: 1,
-            complete: true,
+            complete: false,
             date: "Wed, 25 Nov 2026 10:30:15 +0000".into(),
             in_reply_to: None,
             messages: vec![
@@ -157,17 +215,38 @@ mod tests {
                     file: "0000-cover-letter.patch".into(),
                     subject: "[PATCH v1 0/1] KVM: A series".into(),
                     message_id: "<1@example.org>".into(),
+                    state: State::Sent,
+                    sha256: Some("ab".into()),
                 },
                 SentMessage {
                     file: "0001-KVM-A.patch".into(),
                     subject: "[PATCH v1 1/1] KVM: A".into(),
                     message_id: "<2@example.org>".into(),
+                    state: State::Pending,
+                    sha256: None,
                 },
             ],
         };
         write(&p, &r).unwrap();
         assert_eq!(read(&p).unwrap(), Some(r.clone()));
         assert_eq!(r.cover_id(), Some("<1@example.org>"));
+        assert_eq!(r.sent(), 1);
+        assert_eq!(r.summary(), "PARTLY sent Wed, 25 Nov 2026 10:30:15 +0000 (1 of 2)");
+        // A record from before per-message states: every message was sent.
+        std::fs::write(
+            &p,
+            "version = 1\ncomplete = true\ndate = \"d\"\n[[message]]\n\
+             file = \"0000-cover-letter.patch\"\nsubject = \"s\"\nmessage_id = \"<1@x>\"\n",
+        )
+        .unwrap();
+        let old = read(&p).unwrap().unwrap();
+        assert_eq!(old.messages[0].state, State::Sent);
+        assert_eq!(old.cover_id(), Some("<1@x>"));
+        // A cover letter that did not go out is no thread root.
+        let mut unsent = r.clone();
+        unsent.messages[0].state = State::Sending;
+        assert_eq!(unsent.cover_id(), None);
+        assert!(unsent.summary().contains("unknown whether 0000-cover-letter.patch went out"));
         std::fs::write(&p, "version = \"x\"\n").unwrap();
         assert!(matches!(read(&p), Err(SentError::Malformed { .. })));
     }

@@ -138,10 +138,33 @@ fn send_command(s: &Series, port: u16, confirm: bool) -> Command {
         "sendemail.smtpServer=127.0.0.1".to_string(),
         format!("sendemail.smtpServerPort={port}"),
     ];
-    let mut c = kmm_send::command(s.dir.path(), &s.files, confirm, None, &config, &[]).unwrap();
+    send_files(s, &s.files, port, confirm)
+}
+
+fn send_files(s: &Series, files: &[PathBuf], port: u16, confirm: bool) -> Command {
+    let config = [
+        "sendemail.smtpServer=127.0.0.1".to_string(),
+        format!("sendemail.smtpServerPort={port}"),
+    ];
+    let mut c = kmm_send::command(s.dir.path(), files, confirm, &config, &[]).unwrap();
     c.env("GIT_CONFIG_GLOBAL", sender_config(s.dir.path()))
         .env("GIT_CONFIG_NOSYSTEM", "1");
     c
+}
+
+/// Collects what a send prints.
+#[derive(Default)]
+struct Lines(Vec<String>);
+
+impl kmm_send::Watch for Lines {
+    fn line(&mut self, line: &str) -> std::io::Result<()> {
+        self.0.push(line.to_string());
+        Ok(())
+    }
+    fn note(&mut self, _: &str) {}
+    fn stop(&mut self) -> Option<kmm_send::Stop> {
+        None
+    }
 }
 
 macro_rules! require_clients {
@@ -158,11 +181,9 @@ fn git_send_email_delivers_and_git_am_rebuilds_the_trees() {
     require_clients!();
     let s = series();
     let server = Sink::start();
-    let mut lines = Vec::new();
-    let run = kmm_send::send_email(send_command(&s, server.port, true), false, &mut |l| {
-        lines.push(l.to_string())
-    })
-    .unwrap();
+    let mut w = Lines::default();
+    let run = kmm_send::send_email(send_command(&s, server.port, true), &mut w).unwrap();
+    let lines = w.0;
     assert!(run.success, "{}", run.stderr);
     assert!(lines.iter().any(|l| l == "OK. Log says:"), "{lines:?}");
     let got = server.wait_for(3);
@@ -222,7 +243,7 @@ fn a_dry_run_sends_nothing() {
     let s = series();
     let server = Sink::start();
     let run =
-        kmm_send::send_email(send_command(&s, server.port, false), false, &mut |_| {}).unwrap();
+        kmm_send::send_email(send_command(&s, server.port, false), &mut Lines::default()).unwrap();
     assert!(run.success, "{}", run.stderr);
     assert_eq!(run.logged.len(), 3);
     std::thread::sleep(std::time::Duration::from_millis(300));
@@ -239,8 +260,51 @@ fn a_refused_connection_fails_without_logging_a_send() {
         .local_addr()
         .unwrap()
         .port();
-    let run = kmm_send::send_email(send_command(&s, port, true), false, &mut |_| {}).unwrap();
+    let run = kmm_send::send_email(send_command(&s, port, true), &mut Lines::default()).unwrap();
     assert!(!run.success);
     assert!(run.logged.is_empty());
     assert!(!run.stderr.trim().is_empty());
+}
+
+#[test]
+fn one_mail_per_run_keeps_the_planned_ids_and_thread() {
+    require_clients!();
+    let s = series();
+    let server = Sink::start();
+    // What kmm send does: every mail gets its Message-ID and thread
+    // headers first, then goes out alone.
+    let ids = ["<planned-1@example.org>", "<planned-2@example.org>", "<planned-3@example.org>"];
+    let parent = "<v1-cover@example.org>".to_string();
+    for (i, f) in s.files.iter().enumerate() {
+        let mut thread = vec![parent.clone()];
+        if i > 0 {
+            thread.push(ids[0].to_string());
+        }
+        let text = std::fs::read_to_string(f).unwrap();
+        let copy = s.dir.path().join(format!("copy-{i}.patch"));
+        std::fs::write(&copy, kmm_send::with_headers(&text, ids[i], &thread)).unwrap();
+        let run = kmm_send::send_email(
+            send_files(&s, &[copy], server.port, true),
+            &mut Lines::default(),
+        )
+        .unwrap();
+        assert!(run.success, "{}", run.stderr);
+        assert_eq!(run.logged.len(), 1);
+        assert_eq!(run.logged[0].message_id, ids[i]);
+        assert!(!run.logged[0].dry);
+    }
+    let got = server.wait_for(3);
+    for (i, m) in got.iter().enumerate() {
+        assert_eq!(header(m, "Message-ID").as_deref(), Some(ids[i]));
+        let (irt, refs) = if i == 0 {
+            (parent.clone(), parent.clone())
+        } else {
+            (ids[0].to_string(), format!("{parent} {}", ids[0]))
+        };
+        assert_eq!(header(m, "In-Reply-To"), Some(irt));
+        assert_eq!(
+            header(m, "References").map(|r| r.split_whitespace().collect::<Vec<_>>().join(" ")),
+            Some(refs)
+        );
+    }
 }

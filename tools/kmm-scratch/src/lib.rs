@@ -1,0 +1,365 @@
+//! kmm's temporary state and its interruptions.
+//!
+//! Three rules, so that an interrupted kmm leaves nothing behind:
+//!
+//! - **Every scratch directory is a [`Scratch`]**, named
+//!   `kmm-<what>.<pid>.<random>` (with a leading dot inside the cache and
+//!   the repository). It is removed on drop, and it is in a process-wide
+//!   registry that [`signals`] empties on SIGINT, SIGTERM and SIGHUP.
+//! - **The next run sweeps what a killed run left** ([`sweep`]): a name of
+//!   that shape whose PID is no longer running is removed, and a git
+//!   worktree registered in a cache repository whose directory is gone is
+//!   pruned ([`prune_worktrees`]). SIGKILL cannot be caught; this is its
+//!   cleanup.
+//! - **Directories are replaced by one exchange** ([`swap_dir`]): the new
+//!   one is complete before `renameat2(RENAME_EXCHANGE)` puts it in place,
+//!   so the path is never missing, whenever the process dies.
+
+#![forbid(unsafe_code)]
+
+pub mod signals;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
+
+/// The scratch directories alive in this process, for the signal handler:
+/// id -> (path, cache repository it is a worktree of).
+static REGISTRY: Mutex<BTreeMap<u64, (PathBuf, Option<PathBuf>)>> = Mutex::new(BTreeMap::new());
+static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+
+fn registry() -> MutexGuard<'static, BTreeMap<u64, (PathBuf, Option<PathBuf>)>> {
+    // A panic while holding the lock leaves a usable map: recover it.
+    REGISTRY
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A scratch directory: removed on drop, on a signal, or by the next run.
+#[derive(Debug)]
+pub struct Scratch {
+    path: PathBuf,
+    id: u64,
+    kept: bool,
+}
+
+/// The name prefix of scratch entries in `parent`: hidden except in the
+/// system's temporary directory.
+fn prefix(parent: &Path, what: &str) -> String {
+    if parent == std::env::temp_dir() {
+        format!("kmm-{what}.{}.", std::process::id())
+    } else {
+        hidden_prefix(what)
+    }
+}
+
+/// The prefix for a temporary file beside its final name (`tempfile`
+/// adds the random part): `.kmm-<what>.<pid>.`, which [`sweep`] removes
+/// once this process is gone.
+pub fn hidden_prefix(what: &str) -> String {
+    format!(".kmm-{what}.{}.", std::process::id())
+}
+
+impl Scratch {
+    /// Creates `<parent>/.kmm-<what>.<pid>.<random>` (no dot in the
+    /// system's temporary directory). `what` must not contain a dot.
+    pub fn new_in(parent: &Path, what: &str) -> std::io::Result<Scratch> {
+        debug_assert!(!what.contains('.'), "scratch kind {what:?} has a dot");
+        // Holding the lock while creating: a signal handler that is
+        // cleaning up waits, then sees this directory.
+        let mut reg = registry();
+        let dir = tempfile::Builder::new()
+            .prefix(&prefix(parent, what))
+            .rand_bytes(6)
+            .tempdir_in(parent)?;
+        let path = dir.keep();
+        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        reg.insert(id, (path.clone(), None));
+        Ok(Scratch {
+            path,
+            id,
+            kept: false,
+        })
+    }
+
+    /// [`Scratch::new_in`] the system's temporary directory (`$TMPDIR`).
+    pub fn new(what: &str) -> std::io::Result<Scratch> {
+        Scratch::new_in(&std::env::temp_dir(), what)
+    }
+
+    /// Marks the directory as (to become) a worktree of the repository at
+    /// `git_dir`, which is pruned when a signal removes the directory.
+    pub fn worktree_of(&self, git_dir: &Path) {
+        if let Some(e) = registry().get_mut(&self.id) {
+            e.1 = Some(git_dir.to_path_buf());
+        }
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Gives the directory up to the caller (e.g. once renamed into
+    /// place): it is no longer removed.
+    pub fn keep(mut self) -> PathBuf {
+        self.kept = true;
+        registry().remove(&self.id);
+        std::mem::take(&mut self.path)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if self.kept {
+            return;
+        }
+        let mut reg = registry();
+        let _ = std::fs::remove_dir_all(&self.path);
+        reg.remove(&self.id);
+    }
+}
+
+/// Removes every registered scratch directory and prunes the worktrees
+/// they belonged to; returns how many were removed. For the signal
+/// handler: new scratch directories wait until the process exits.
+fn remove_all(reg: &mut BTreeMap<u64, (PathBuf, Option<PathBuf>)>) -> usize {
+    let mut n = 0;
+    let mut git_dirs = Vec::new();
+    for (path, git_dir) in reg.values() {
+        if std::fs::remove_dir_all(path).is_ok() {
+            n += 1;
+        }
+        if let Some(g) = git_dir {
+            git_dirs.push(g.clone());
+        }
+    }
+    reg.clear();
+    git_dirs.dedup();
+    for g in git_dirs {
+        let _ = prune_worktrees(&g);
+    }
+    n
+}
+
+/// The PID a scratch name carries, if it is one of ours:
+/// `[.]kmm-<what>.<pid>.<random>`.
+pub fn owner(name: &str) -> Option<u32> {
+    let rest = name.strip_prefix('.').unwrap_or(name).strip_prefix("kmm-")?;
+    let mut parts = rest.split('.');
+    let (what, pid, rand) = (parts.next()?, parts.next()?, parts.next()?);
+    if what.is_empty() || rand.is_empty() || parts.next().is_some() {
+        return None;
+    }
+    pid.parse().ok()
+}
+
+/// Whether process `pid` exists (a zombie counts as gone).
+pub fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X"),
+        Err(_) => false,
+    }
+}
+
+/// Removes the scratch entries in `dir` left by processes that are gone;
+/// returns what it removed. A missing `dir` has none.
+pub fn sweep(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(e),
+    };
+    let me = std::process::id();
+    for e in entries {
+        let e = e?;
+        let name = e.file_name();
+        let Some(pid) = name.to_str().and_then(owner) else {
+            continue;
+        };
+        if pid == me || alive(pid) {
+            continue;
+        }
+        let p = e.path();
+        let removed = if e.file_type()?.is_dir() {
+            std::fs::remove_dir_all(&p)
+        } else {
+            std::fs::remove_file(&p)
+        };
+        match removed {
+            Ok(()) => out.push(p),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(out)
+}
+
+/// The worktrees registered in the repository at `git_dir` whose
+/// directory is gone (what `git worktree prune` would remove).
+pub fn stale_worktrees(git_dir: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(git_dir.join("worktrees")) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for e in entries.flatten() {
+        let gitdir = std::fs::read_to_string(e.path().join("gitdir")).unwrap_or_default();
+        // `gitdir` names the worktree's `.git` file.
+        let wt = Path::new(gitdir.trim());
+        if gitdir.trim().is_empty() || !wt.parent().is_some_and(Path::exists) {
+            out.push(e.file_name().to_string_lossy().into_owned());
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Runs `git worktree prune` in `git_dir` when a registered worktree's
+/// directory is gone; returns the names it pruned.
+pub fn prune_worktrees(git_dir: &Path) -> std::io::Result<Vec<String>> {
+    let stale = stale_worktrees(git_dir);
+    if stale.is_empty() {
+        return Ok(stale);
+    }
+    let out = Command::new("git")
+        .arg("--git-dir")
+        .arg(git_dir)
+        .args(["worktree", "prune"])
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .output()?;
+    if !out.status.success() {
+        return Err(std::io::Error::other(format!(
+            "git worktree prune in {}: {}",
+            git_dir.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(stale)
+}
+
+/// A test hook: when `KMM_TEST_CRASH` names `point`, the process aborts
+/// there, as a kill at that instant would leave it.
+pub fn crash_point(point: &str) {
+    if std::env::var("KMM_TEST_CRASH").is_ok_and(|p| p == point) {
+        std::process::abort();
+    }
+}
+
+/// Replaces directory `dir` with the complete directory `new` (on the same
+/// file system): one `renameat2(RENAME_EXCHANGE)` when `dir` exists, so
+/// that `dir` is the old or the new directory at every instant, never
+/// missing; then the old one (now at `new`) is removed. A crash before
+/// that removal leaves it under `new`'s scratch name for [`sweep`].
+pub fn swap_dir(new: Scratch, dir: &Path) -> std::io::Result<()> {
+    if dir.exists() {
+        nix::fcntl::renameat2(
+            nix::fcntl::AT_FDCWD,
+            new.path(),
+            nix::fcntl::AT_FDCWD,
+            dir,
+            nix::fcntl::RenameFlags::RENAME_EXCHANGE,
+        )
+        .map_err(std::io::Error::from)?;
+        crash_point("after-exchange");
+        // `new` now holds the old directory; dropping it removes that.
+        drop(new);
+        Ok(())
+    } else {
+        std::fs::rename(new.path(), dir)?;
+        new.keep();
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_carry_their_owner() {
+        assert_eq!(owner("kmm-check.123.ab12cd"), Some(123));
+        assert_eq!(owner(".kmm-import.7.x"), Some(7));
+        assert_eq!(owner("kmm-check-abc"), None);
+        assert_eq!(owner("kmm-check.1.2.3"), None);
+        assert_eq!(owner("other.1.x"), None);
+        assert_eq!(owner("kmm-.1.x"), None);
+    }
+
+    #[test]
+    fn scratch_is_removed_on_drop_and_kept_on_request() {
+        let d = tempfile::tempdir().unwrap();
+        let s = Scratch::new_in(d.path(), "t").unwrap();
+        let name = s.path().file_name().unwrap().to_string_lossy().into_owned();
+        assert!(name.starts_with(&format!(".kmm-t.{}.", std::process::id())));
+        let p = s.path().to_path_buf();
+        drop(s);
+        assert!(!p.exists());
+        let s = Scratch::new_in(d.path(), "t").unwrap();
+        let p = s.keep();
+        assert!(p.is_dir());
+    }
+
+    #[test]
+    fn sweep_removes_only_what_dead_processes_left() {
+        let d = tempfile::tempdir().unwrap();
+        // A PID that is not running: a child that has exited and been
+        // reaped.
+        let mut c = Command::new("true").spawn().unwrap();
+        let dead = c.id();
+        c.wait().unwrap();
+        let dead_dir = d.path().join(format!(".kmm-check.{dead}.abcdef"));
+        std::fs::create_dir_all(dead_dir.join("sub")).unwrap();
+        let dead_file = d.path().join(format!(".kmm-sent.{dead}.abcdef"));
+        std::fs::write(&dead_file, "x").unwrap();
+        let ours = Scratch::new_in(d.path(), "check").unwrap();
+        let init = d.path().join(".kmm-check.1.abcdef");
+        std::fs::create_dir(&init).unwrap();
+        let other = d.path().join("unrelated.1.x");
+        std::fs::create_dir(&other).unwrap();
+        let mut removed = sweep(d.path()).unwrap();
+        removed.sort();
+        assert_eq!(removed, vec![dead_dir, dead_file]);
+        assert!(ours.path().exists() && init.exists() && other.exists());
+        assert!(sweep(&d.path().join("missing")).unwrap().is_empty());
+    }
+
+    #[test]
+    fn swap_never_leaves_the_directory_missing() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path().join("v1");
+        let new = Scratch::new_in(d.path(), "new").unwrap();
+        std::fs::write(new.path().join("a"), "1").unwrap();
+        swap_dir(new, &dir).unwrap();
+        assert_eq!(std::fs::read_to_string(dir.join("a")).unwrap(), "1");
+        let new = Scratch::new_in(d.path(), "new").unwrap();
+        std::fs::write(new.path().join("b"), "2").unwrap();
+        swap_dir(new, &dir).unwrap();
+        assert!(!dir.join("a").exists());
+        assert_eq!(std::fs::read_to_string(dir.join("b")).unwrap(), "2");
+        // Only v1 is left: the old directory went with the scratch name.
+        let names: Vec<_> = std::fs::read_dir(d.path()).unwrap().collect();
+        assert_eq!(names.len(), 1);
+    }
+
+    #[test]
+    fn stale_worktrees_are_found() {
+        let d = tempfile::tempdir().unwrap();
+        let wt = d.path().join("repo.git/worktrees");
+        std::fs::create_dir_all(wt.join("gone")).unwrap();
+        std::fs::write(wt.join("gone/gitdir"), "/nonexistent/kmm-wt/.git\n").unwrap();
+        std::fs::create_dir_all(wt.join("here")).unwrap();
+        std::fs::write(
+            wt.join("here/gitdir"),
+            format!("{}/.git\n", d.path().display()),
+        )
+        .unwrap();
+        assert_eq!(stale_worktrees(&d.path().join("repo.git")), ["gone"]);
+    }
+}
