@@ -129,7 +129,7 @@ fn remove_all(reg: &mut BTreeMap<u64, (PathBuf, Option<PathBuf>)>) -> usize {
     let mut n = 0;
     let mut git_dirs = Vec::new();
     for (path, git_dir) in reg.values() {
-        if std::fs::remove_dir_all(path).is_ok() {
+        if remove_busy(path) {
             n += 1;
         }
         if let Some(g) = git_dir {
@@ -144,10 +144,36 @@ fn remove_all(reg: &mut BTreeMap<u64, (PathBuf, Option<PathBuf>)>) -> usize {
     n
 }
 
+/// Removes a directory that another thread may still be writing into:
+/// renamed away first (the writer's paths stop resolving), then removed,
+/// retrying while files still appear. The new name keeps the scratch
+/// shape, so a run killed meanwhile leaves it to [`sweep`].
+fn remove_busy(path: &Path) -> bool {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push("-gone");
+    let gone = path.with_file_name(name);
+    let target = if std::fs::rename(path, &gone).is_ok() {
+        gone
+    } else {
+        path.to_path_buf()
+    };
+    for _ in 0..20 {
+        match std::fs::remove_dir_all(&target) {
+            Ok(()) => return true,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return true,
+            Err(_) => std::thread::sleep(std::time::Duration::from_millis(10)),
+        }
+    }
+    false
+}
+
 /// The PID a scratch name carries, if it is one of ours:
 /// `[.]kmm-<what>.<pid>.<random>`.
 pub fn owner(name: &str) -> Option<u32> {
-    let rest = name.strip_prefix('.').unwrap_or(name).strip_prefix("kmm-")?;
+    let rest = name
+        .strip_prefix('.')
+        .unwrap_or(name)
+        .strip_prefix("kmm-")?;
     let mut parts = rest.split('.');
     let (what, pid, rand) = (parts.next()?, parts.next()?, parts.next()?);
     if what.is_empty() || rand.is_empty() || parts.next().is_some() {
@@ -290,6 +316,7 @@ mod tests {
         assert_eq!(owner("kmm-check.1.2.3"), None);
         assert_eq!(owner("other.1.x"), None);
         assert_eq!(owner("kmm-.1.x"), None);
+        assert_eq!(owner(".kmm-import.7.x-gone"), Some(7));
     }
 
     #[test]

@@ -786,18 +786,20 @@ fn wanted_parent(m: &Manifest, v: u32, opts: &Options) -> Result<Option<String>,
 /// The record to send from: a partly sent version's (checked against the
 /// files and the options), or a new plan.
 fn plan(
-    m: &Manifest,
     v: u32,
     opts: &Options,
+    wanted: Option<String>,
+    sender: &str,
     files: &[PatchFile],
     existing: Option<SentRecord>,
     path: &Path,
 ) -> Result<SentRecord, SendError> {
-    let wanted = wanted_parent(m, v, opts)?;
     if let Some(mut rec) = existing {
         match (rec.in_flight().is_some(), opts.in_flight) {
             (true, None) => {
-                let f = rec.in_flight().map(|f| (f.file.clone(), f.message_id.clone()));
+                let f = rec
+                    .in_flight()
+                    .map(|f| (f.file.clone(), f.message_id.clone()));
                 let (file, message_id) = f.unwrap_or_default();
                 return Err(SendError::InFlight {
                     path: path.to_path_buf(),
@@ -860,7 +862,7 @@ fn plan(
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     let (date, stamp) = dates(now);
-    let ids = plan_ids(files.len(), &stamp, &m.author_email);
+    let ids = plan_ids(files.len(), &stamp, sender);
     Ok(SentRecord {
         version: v,
         complete: false,
@@ -918,6 +920,8 @@ pub fn send(
         });
     }
 
+    // A bad request is refused before the checks take their time.
+    let wanted = wanted_parent(m, v, opts)?;
     let report = check::run(m, base)?;
     if !report.findings.is_empty() {
         return Ok(Outcome::Refused(report.findings));
@@ -933,7 +937,15 @@ pub fn send(
             file: dir.join("0000-cover-letter.patch"),
         });
     }
-    let mut rec = plan(m, v, opts, &files, existing, &record_path)?;
+    let mut rec = plan(
+        v,
+        opts,
+        wanted,
+        &m.author_email,
+        &files,
+        existing,
+        &record_path,
+    )?;
 
     // The mails as they go out: with their Message-ID and thread headers.
     let scratch = kmm_scratch::Scratch::new("send").map_err(|source| SendError::Io {
@@ -1071,6 +1083,9 @@ fn send_each(
             }
         }
     }
+    // Also when nothing was left to send (`--in-flight sent` on the last).
+    rec.complete = rec.sent() == total;
+    sent::write(record_path, rec)?;
     Ok(rec.sent() - before)
 }
 
@@ -1172,7 +1187,13 @@ Result: OK
         };
         assert!(ok(
             &["sendemail.smtpServer=x", "user.email=a@b"],
-            &["--smtp-server", "x", "--smtp-server-port=25", "--identity=w", "--no-validate"]
+            &[
+                "--smtp-server",
+                "x",
+                "--smtp-server-port=25",
+                "--identity=w",
+                "--no-validate"
+            ]
         )
         .is_ok());
         for (c, a, needle) in [
@@ -1207,7 +1228,10 @@ Result: OK
     fn dates_are_rfc_2822_in_utc() {
         assert_eq!(
             dates(0),
-            ("Thu, 01 Jan 1970 00:00:00 +0000".into(), "19700101000000".into())
+            (
+                "Thu, 01 Jan 1970 00:00:00 +0000".into(),
+                "19700101000000".into()
+            )
         );
         // date -u -d @1795992615 -R
         assert_eq!(dates(1_795_992_615).0, "Sun, 29 Nov 2026 22:50:15 +0000");

@@ -225,7 +225,8 @@ pub fn provide(spec: &BaseSpec, cache_dir: &Path) -> Result<Base> {
         what: "create cache directory",
         source,
     })?;
-    let tmp = kmm_scratch::Scratch::new_in(cache_dir, "import").map_err(|source| BaseError::Io {
+    let tmp =
+        kmm_scratch::Scratch::new_in(cache_dir, "import").map_err(|source| BaseError::Io {
             path: cache_dir.to_path_buf(),
             what: "create temporary directory",
             source,

@@ -87,9 +87,9 @@ pub fn run(m: &Manifest, b: &Base) -> Result<Report, CheckError> {
     timings.push(("generate", t.elapsed()));
 
     let scratch = kmm_scratch::Scratch::new("check").map_err(|source| CheckError::Scratch {
-            path: std::env::temp_dir(),
-            source,
-        })?;
+        path: std::env::temp_dir(),
+        source,
+    })?;
     let mut patches = Vec::new();
     for (i, f) in files.iter().enumerate() {
         let p = scratch.path().join(&f.name);

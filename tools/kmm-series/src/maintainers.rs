@@ -90,10 +90,10 @@ impl GetMaintainer {
     /// `MAINTAINERS`.
     pub fn extract(repo: &dyn Repo, tree: &str) -> Result<Option<GetMaintainer>, GenError> {
         let dir = kmm_scratch::Scratch::new("get_maintainer").map_err(|source| GenError::Io {
-                path: std::env::temp_dir(),
-                what: "create a scratch directory",
-                source,
-            })?;
+            path: std::env::temp_dir(),
+            what: "create a scratch directory",
+            source,
+        })?;
         for (path, required) in FILES {
             let Some((data, _)) = repo.read_path(tree, path)? else {
                 if required {

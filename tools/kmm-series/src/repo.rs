@@ -228,10 +228,28 @@ impl Repo for GitRepo {
     }
 
     fn set_ref(&self, refname: &str, id: &str) -> Result<()> {
-        self.repo
-            .reference(refname, oid(id)?, true, "kmm")
-            .map_err(ctx(format!("update {refname}")))?;
-        Ok(())
+        let id = oid(id)?;
+        // Another kmm (a parallel test, a second terminal) may hold the
+        // ref's lock for a moment; a lock that stays is a killed git's.
+        let mut tries = 0;
+        loop {
+            match self.repo.reference(refname, id, true, "kmm") {
+                Ok(_) => return Ok(()),
+                Err(e) if e.code() == git2::ErrorCode::Locked && tries < 100 => {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(e) if e.code() == git2::ErrorCode::Locked => {
+                    let lock = self.repo.path().join(format!("{refname}.lock"));
+                    return Err(ctx(format!(
+                        "update {refname} (locked for 2 s; if no other kmm or git runs, \
+                         remove {})",
+                        lock.display()
+                    ))(e));
+                }
+                Err(e) => return Err(ctx(format!("update {refname}"))(e)),
+            }
+        }
     }
 
     fn tree_of(&self, commit: &str) -> Result<String> {

@@ -105,10 +105,10 @@ pub fn rebuild(m: &Manifest, base: &Base, v: u32) -> Result<Previous, GenError> 
     }
     let git_dir = base.repo.git_dir();
     let scratch = kmm_scratch::Scratch::new("rebuild").map_err(|source| GenError::Io {
-            path: std::env::temp_dir(),
-            what: "create a scratch directory",
-            source,
-        })?;
+        path: std::env::temp_dir(),
+        what: "create a scratch directory",
+        source,
+    })?;
     let s = scratch.path();
     let index = s.join("index");
     let mut parent = base_commit.clone();

@@ -231,7 +231,10 @@ mod tests {
         assert_eq!(read(&p).unwrap(), Some(r.clone()));
         assert_eq!(r.cover_id(), Some("<1@example.org>"));
         assert_eq!(r.sent(), 1);
-        assert_eq!(r.summary(), "PARTLY sent Wed, 25 Nov 2026 10:30:15 +0000 (1 of 2)");
+        assert_eq!(
+            r.summary(),
+            "PARTLY sent Wed, 25 Nov 2026 10:30:15 +0000 (1 of 2)"
+        );
         // A record from before per-message states: every message was sent.
         std::fs::write(
             &p,
@@ -246,7 +249,9 @@ mod tests {
         let mut unsent = r.clone();
         unsent.messages[0].state = State::Sending;
         assert_eq!(unsent.cover_id(), None);
-        assert!(unsent.summary().contains("unknown whether 0000-cover-letter.patch went out"));
+        assert!(unsent
+            .summary()
+            .contains("unknown whether 0000-cover-letter.patch went out"));
         std::fs::write(&p, "version = \"x\"\n").unwrap();
         assert!(matches!(read(&p), Err(SentError::Malformed { .. })));
     }

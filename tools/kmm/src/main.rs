@@ -33,7 +33,10 @@ struct StdoutError(std::io::Error);
 impl std::fmt::Display for StdoutError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         if self.0.kind() == std::io::ErrorKind::BrokenPipe {
-            write!(f, "standard output was closed (broken pipe); stopped writing")
+            write!(
+                f,
+                "standard output was closed (broken pipe); stopped writing"
+            )
         } else {
             write!(f, "cannot write standard output: {}", self.0)
         }
@@ -46,7 +49,9 @@ impl std::error::Error for StdoutError {}
 fn write_out(args: std::fmt::Arguments<'_>) -> Result<(), StdoutError> {
     use std::io::Write as _;
     let mut o = std::io::stdout().lock();
-    o.write_fmt(args).and_then(|()| o.flush()).map_err(StdoutError)
+    o.write_fmt(args)
+        .and_then(|()| o.flush())
+        .map_err(StdoutError)
 }
 
 /// `print!` that returns `Err` on a closed or full stdout.
@@ -451,7 +456,10 @@ fn parse_cmd(file: Option<&Path>, format: Format) -> anyhow::Result<u8> {
         Some(p) if p.as_os_str() == "-" => ktap::parse_reader(std::io::stdin().lock()),
         Some(p) => {
             if p.is_dir() {
-                bail!("{}: is a directory; pass a log file, or - for stdin", p.display());
+                bail!(
+                    "{}: is a directory; pass a log file, or - for stdin",
+                    p.display()
+                );
             }
             let f =
                 std::fs::File::open(p).with_context(|| format!("{}: cannot open", p.display()))?;
@@ -596,7 +604,9 @@ fn test_cmd(
     for sp in &run.boot.splats {
         outln!(
             "splat: {:?} at console line {}: {}",
-            sp.kind, sp.line, sp.first_line
+            sp.kind,
+            sp.line,
+            sp.first_line
         )?;
     }
     match &run.snapshot {
@@ -1123,7 +1133,7 @@ fn main() -> ExitCode {
         Err(e) if !e.use_stderr() => e.exit(),
         Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
             // A bare `kmm`: the usage, on stderr, exit 2.
-            errln!("{}", e.render().ansi());
+            errln!("{}", e.render());
             return ExitCode::from(EXIT_ERROR);
         }
         Err(e) => {

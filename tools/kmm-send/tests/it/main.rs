@@ -134,10 +134,6 @@ fn sender_config(dir: &Path) -> PathBuf {
 }
 
 fn send_command(s: &Series, port: u16, confirm: bool) -> Command {
-    let config = [
-        "sendemail.smtpServer=127.0.0.1".to_string(),
-        format!("sendemail.smtpServerPort={port}"),
-    ];
     send_files(s, &s.files, port, confirm)
 }
 
@@ -273,7 +269,11 @@ fn one_mail_per_run_keeps_the_planned_ids_and_thread() {
     let server = Sink::start();
     // What kmm send does: every mail gets its Message-ID and thread
     // headers first, then goes out alone.
-    let ids = ["<planned-1@example.org>", "<planned-2@example.org>", "<planned-3@example.org>"];
+    let ids = [
+        "<planned-1@example.org>",
+        "<planned-2@example.org>",
+        "<planned-3@example.org>",
+    ];
     let parent = "<v1-cover@example.org>".to_string();
     for (i, f) in s.files.iter().enumerate() {
         let mut thread = vec![parent.clone()];

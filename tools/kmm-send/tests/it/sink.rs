@@ -55,11 +55,20 @@ pub fn unavailable() -> Option<String> {
 impl Sink {
     /// Starts the server and waits for its port.
     pub fn start() -> Sink {
+        Sink::start_with(None, 0.0)
+    }
+
+    /// Starts a server that accepts only `accept` messages (then drops
+    /// every connection at the end of DATA), answering each DATA after
+    /// `delay` seconds.
+    pub fn start_with(accept: Option<usize>, delay: f64) -> Sink {
         let dir = tempfile::tempdir().unwrap();
         let mut child = Command::new("python3")
             .arg(script())
             .arg(dir.path())
             .arg(LIFETIME_SECS.to_string())
+            .arg(accept.map_or("-1".to_string(), |n| n.to_string()))
+            .arg(delay.to_string())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -94,6 +103,25 @@ impl Sink {
             .lines()
             .map(str::to_string)
             .collect()
+    }
+
+    /// Waits until at least `n` messages arrived (at most 60 s) and
+    /// returns them.
+    #[allow(dead_code)] // Used by the kmm binary's tests.
+    pub fn wait_for_at_least(&self, n: usize) -> Vec<Vec<u8>> {
+        let t = Instant::now();
+        loop {
+            let m = self.messages();
+            if m.len() >= n {
+                return m;
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(60),
+                "the SMTP server received {} messages, not {n}",
+                m.len()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Waits until `n` messages arrived (at most 60 s) and returns them.

@@ -158,6 +158,8 @@ fn changelogs_review_trailers_and_links_land_in_the_right_places() {
             file: "0000-cover-letter.patch".into(),
             subject: "[RFC PATCH v1 0/3] x".into(),
             message_id: "<v1-cover@example.org>".into(),
+            state: sent::State::Sent,
+            sha256: None,
         }],
     };
     sent::write(&sent::path(&m, 1), &record).unwrap();

@@ -1,6 +1,7 @@
 //! The kmm binary: exit codes, one-line errors, nothing half-written.
 
 #![allow(clippy::unwrap_used, clippy::tests_outside_test_module)] // Integration tests: a failed unwrap is a failed assertion.
+mod interrupt;
 mod send;
 
 use std::path::{Path, PathBuf};
@@ -212,4 +213,158 @@ fn parse_exit_codes() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["tests"][1]["path"], "b");
     assert_eq!(v["tests"][1]["status"], "fail");
+}
+
+#[test]
+fn a_crash_while_replacing_the_patches_never_leaves_them_missing() {
+    let (d, repo) = mini_repo();
+    let cache = d.path().join("cache");
+    assert_eq!(
+        kmm(&["series", "generate"], &repo, &cache).status.code(),
+        Some(0)
+    );
+    let p = repo.join("patches/fragments/a.diff");
+    let s = std::fs::read_to_string(&p).unwrap();
+    std::fs::write(&p, s.replace("+int b;", "+int c;")).unwrap();
+    // Killed right after the exchange, before the old directory is gone.
+    let out = Command::new(env!("CARGO_BIN_EXE_kmm"))
+        .args(["series", "generate", "--repo"])
+        .arg(&repo)
+        .arg("--cache")
+        .arg(&cache)
+        .env("KMM_TEST_CRASH", "after-exchange")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), None, "{}", stderr(&out));
+    let patch = std::fs::read_to_string(repo.join("patches/v1/0001-KVM-Add-b.patch")).unwrap();
+    assert!(patch.contains("+int c;"), "{patch}");
+    let left: Vec<String> = std::fs::read_dir(repo.join("patches"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".kmm-"))
+        .collect();
+    assert_eq!(left.len(), 1, "{left:?}");
+    // The old directory, now under the scratch name, goes with the next run.
+    let out = kmm(&["series", "status"], &repo, &cache);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("removed 1 temporary item(s) that an interrupted kmm left in "),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!repo.join("patches").join(&left[0]).exists());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("up to date"));
+}
+
+#[test]
+fn a_damaged_cache_is_one_error_line_that_says_how_to_rebuild() {
+    let (d, repo) = mini_repo();
+    let cache = d.path().join("cache");
+    let out = kmm(&["base"], &repo, &cache);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let git_dir = std::fs::read_dir(&cache)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "git"))
+        .unwrap();
+    let object = |spec: &str| {
+        let id = Command::new("git")
+            .arg("--git-dir")
+            .arg(&git_dir)
+            .args(["rev-parse", spec])
+            .output()
+            .unwrap();
+        let id = String::from_utf8(id.stdout).unwrap().trim().to_string();
+        git_dir.join("objects").join(&id[..2]).join(&id[2..])
+    };
+    let one_line = |args: &[&str], needle: &str| {
+        let out = kmm(args, &repo, &cache);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        let e = stderr(&out);
+        assert_eq!(e.lines().count(), 1, "{e}");
+        assert!(
+            e.contains("the cached base repository is damaged")
+                && e.contains(needle)
+                && e.contains("and run `kmm base` to import the tarball again"),
+            "{e}"
+        );
+    };
+    // A blob: only the full check reads every one.
+    let blob = object("base:virt/kvm/kvm_mm.h");
+    std::fs::remove_file(&blob).unwrap();
+    one_line(&["base", "--verify"], "of virt/kvm/kvm_mm.h cannot be read");
+    // A tree: every command sees it, before generate trips over it.
+    std::fs::remove_file(object("base:virt/kvm")).unwrap();
+    one_line(&["base"], "of virt/kvm cannot be read");
+    one_line(&["series", "generate"], "rm -rf ");
+    assert!(!repo.join("patches/v1").exists());
+}
+
+#[test]
+fn a_closed_or_full_stdout_is_one_error_line_not_a_panic() {
+    let (d, repo) = mini_repo();
+    let cache = d.path().join("cache");
+    assert_eq!(
+        kmm(&["series", "generate"], &repo, &cache).status.code(),
+        Some(0)
+    );
+    let log = d.path().join("f.log");
+    std::fs::write(&log, "KTAP version 1\n1..1\nok 1 a\n").unwrap();
+    let log = log.to_str().unwrap();
+    for args in [&["parse", log][..], &["series", "status"]] {
+        // `kmm ... | head -0`: the reader is gone before kmm writes.
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = Command::new(env!("CARGO_BIN_EXE_kmm"))
+            .args(args)
+            .arg("--repo")
+            .arg(&repo)
+            .arg("--cache")
+            .arg(&cache)
+            .stdout(writer)
+            .output()
+            .unwrap();
+        let e = stderr(&out);
+        assert_eq!(out.status.code(), Some(141), "{args:?}: {e}");
+        assert_eq!(
+            e,
+            "kmm: error: standard output was closed (broken pipe); stopped writing\n"
+        );
+        // `kmm ... > /dev/full`
+        let full = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_kmm"))
+            .args(args)
+            .arg("--repo")
+            .arg(&repo)
+            .arg("--cache")
+            .arg(&cache)
+            .stdout(full)
+            .output()
+            .unwrap();
+        let e = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {e}");
+        assert_eq!(e.lines().count(), 1, "{e}");
+        assert!(
+            e.starts_with("kmm: error: cannot write standard output: No space left on device"),
+            "{e}"
+        );
+    }
+    // A bare `kmm` shows its usage; a directory is not a log.
+    let out = Command::new(env!("CARGO_BIN_EXE_kmm")).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("Usage: kmm [OPTIONS] <COMMAND>"),
+        "{}",
+        stderr(&out)
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_kmm"))
+        .args(["parse"])
+        .arg(d.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("is a directory"), "{}", stderr(&out));
 }

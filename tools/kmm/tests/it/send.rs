@@ -60,7 +60,7 @@ fn real_files() -> &'static Path {
 }
 
 /// Why the test cannot run here, if it cannot.
-fn unavailable() -> Option<String> {
+pub(crate) fn unavailable() -> Option<String> {
     if !Path::new(TARBALL).exists() {
         return Some(format!(
             "{TARBALL} is absent (apt-get install linux-source-6.1)"
@@ -136,7 +136,7 @@ const X86_DIFF: &str = "--- a/arch/x86/kvm/Makefile
 
 /// A kvm-mm-like repository on a mini base of real files, pinned with
 /// `kmm base --pin`; returns (dir, repo, cache).
-fn send_repo() -> (tempfile::TempDir, PathBuf, PathBuf) {
+pub(crate) fn send_repo() -> (tempfile::TempDir, PathBuf, PathBuf) {
     let d = tempfile::tempdir().unwrap();
     let src = d.path().join("linux-source-6.1");
     for f in REAL {
@@ -198,18 +198,22 @@ fn send_repo() -> (tempfile::TempDir, PathBuf, PathBuf) {
     (d, repo, cache)
 }
 
-/// Runs kmm with a sender's git configuration in place of the user's.
-fn kmm_as_sender(args: &[&str], repo: &Path, cache: &Path, sender: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_kmm"))
-        .args(args)
+/// kmm with a sender's git configuration in place of the user's.
+fn kmm_cmd(args: &[&str], repo: &Path, cache: &Path, sender: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_kmm"));
+    c.args(args)
         .arg("--repo")
         .arg(repo)
         .arg("--cache")
         .arg(cache)
         .env("GIT_CONFIG_GLOBAL", sender)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .output()
-        .unwrap()
+        .env("GIT_CONFIG_NOSYSTEM", "1");
+    c
+}
+
+/// Runs kmm with a sender's git configuration in place of the user's.
+fn kmm_as_sender(args: &[&str], repo: &Path, cache: &Path, sender: &Path) -> Output {
+    kmm_cmd(args, repo, cache, sender).output().unwrap()
 }
 
 fn stdout(o: &Output) -> String {
@@ -629,4 +633,317 @@ fn send_refuses_bad_requests_with_exit_2() {
     let s = std::fs::read_to_string(&p).unwrap();
     std::fs::write(&p, s.replace("a@example.org", "a@kvm-mm.invalid")).unwrap();
     one_line(&["send", "--confirm"], "set [series] author");
+}
+
+/// A generated and checked v1 of the mini series, and a sender.
+struct Ready {
+    d: tempfile::TempDir,
+    repo: PathBuf,
+    cache: PathBuf,
+    sender: PathBuf,
+}
+
+impl Ready {
+    fn new() -> Ready {
+        let (d, repo, cache) = send_repo();
+        let sender = d.path().join("sender.gitconfig");
+        std::fs::write(
+            &sender,
+            "[user]\n\tname = A U Thor\n\temail = author@example.org\n\
+             [sendemail]\n\tsmtpDomain = localhost\n",
+        )
+        .unwrap();
+        let r = Ready {
+            d,
+            repo,
+            cache,
+            sender,
+        };
+        ok(&r.run(&["series", "generate"]));
+        ok(&r.run(&["series", "check"]));
+        r
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        kmm_as_sender(args, &self.repo, &self.cache, &self.sender)
+    }
+
+    /// `kmm send --confirm` to `server`, with `extra` arguments.
+    fn send_cmd(&self, server: &Sink, extra: &[&str]) -> Command {
+        let port = format!("sendemail.smtpServerPort={}", server.port);
+        let mut a = vec![
+            "send",
+            "--confirm",
+            "-c",
+            "sendemail.smtpServer=127.0.0.1",
+            "-c",
+            &port,
+        ];
+        a.extend(extra);
+        let mut c = kmm_cmd(&a, &self.repo, &self.cache, &self.sender);
+        // Scratch files of kmm and its leftovers, apart from other tests'.
+        let tmp = self.d.path().join("tmp");
+        std::fs::create_dir_all(&tmp).unwrap();
+        c.env("TMPDIR", tmp);
+        c
+    }
+
+    fn record(&self) -> Option<kmm_series::sent::SentRecord> {
+        kmm_series::sent::read(&self.repo.join("patches/sent/v1.toml")).unwrap()
+    }
+
+    /// Nothing of kmm's scratch is left in its temporary directory.
+    fn assert_no_scratch(&self) {
+        let left: Vec<_> = std::fs::read_dir(self.d.path().join("tmp"))
+            .map(|r| r.flatten().map(|e| e.file_name()).collect())
+            .unwrap_or_default();
+        assert!(left.is_empty(), "left behind: {left:?}");
+    }
+}
+
+/// The one `kmm: error:` line of a failed run (notes may precede it).
+fn error_line(o: &Output) -> String {
+    let e = stderr(o);
+    let errors: Vec<&str> = e
+        .lines()
+        .filter(|l| l.starts_with("kmm: error: "))
+        .collect();
+    assert_eq!(errors.len(), 1, "{e}");
+    errors[0].to_string()
+}
+
+/// The Message-IDs of received mails.
+fn ids_of(mails: &[Vec<u8>]) -> Vec<String> {
+    mails
+        .iter()
+        .map(|m| header(m, "Message-ID").unwrap())
+        .collect()
+}
+
+/// The record says exactly what the servers received: these mails, in
+/// order, sent; the rest pending.
+fn assert_record_matches(r: &kmm_series::sent::SentRecord, received: &[String]) {
+    use kmm_series::sent::State;
+    let sent: Vec<&str> = r
+        .messages
+        .iter()
+        .filter(|m| m.state == State::Sent)
+        .map(|m| m.message_id.as_str())
+        .collect();
+    assert_eq!(
+        sent,
+        received.iter().map(String::as_str).collect::<Vec<_>>()
+    );
+    assert!(r.messages[sent.len()..]
+        .iter()
+        .all(|m| m.state == State::Pending));
+    assert_eq!(r.complete, sent.len() == r.messages.len());
+}
+
+macro_rules! require_clients {
+    () => {
+        if let Some(why) = unavailable() {
+            eprintln!("skipping: {why}; ci/setup.sh installs it, so CI never skips");
+            return;
+        }
+    };
+}
+
+#[test]
+fn a_send_cut_by_the_server_resumes_with_the_rest_and_never_twice() {
+    require_clients!();
+    let r = Ready::new();
+    let any = Sink::start();
+
+    // Options that would make the record lie are refused before anything.
+    for (extra, needle) in [
+        (&["--", "--dry-run"][..], "is the dry run"),
+        (
+            &["--", "--to=x@example.org"],
+            "recipients come from series.toml",
+        ),
+        (&["-c", "sendemail.bcc=x@example.org"], "to whom"),
+    ] {
+        let out = r.send_cmd(&any, extra).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{extra:?}: {}", stderr(&out));
+        assert!(error_line(&out).contains(needle), "{}", stderr(&out));
+    }
+    assert!(r.record().is_none());
+    assert!(any.messages().is_empty());
+
+    // The server goes away after two mails.
+    let cut = Sink::start_with(Some(2), 0.0);
+    let out = r.send_cmd(&cut, &[]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let e = error_line(&out);
+    assert!(e.contains("on 0002-KVM-x86-Say-what"), "{e}");
+    assert!(
+        e.contains("2 of 3 message(s) of v1 sent, recorded in ")
+            && e.contains("`kmm send --confirm` sends the other 1"),
+        "{e}"
+    );
+    let first = cut.wait_for(2);
+    let rec = r.record().unwrap();
+    assert_record_matches(&rec, &ids_of(&first));
+    assert!(stdout(&r.run(&["series", "status"])).contains("sent    v1: PARTLY sent "));
+    // Not frozen: a re-roll of a half-sent version would lose the rest.
+    r.assert_no_scratch();
+
+    // The server is back: the rest goes out, in the same thread.
+    let back = Sink::start();
+    let out = r.send_cmd(&back, &[]).output().unwrap();
+    ok(&out);
+    assert!(
+        stderr(&out).contains("kmm: resuming v1: 2 of 3 message(s) went out on "),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stdout(&out).contains("sent 3 message(s) (1 now, the rest before)"));
+    let rest = back.wait_for(1);
+    let mut all = first.clone();
+    all.extend(rest);
+    let ids = ids_of(&all);
+    assert_record_matches(&r.record().unwrap(), &ids);
+    assert_eq!(header(&all[2], "In-Reply-To").as_ref(), Some(&ids[0]));
+    // What the list got is the series, whole.
+    am_received(&r.cache, &all[1..], 1, r.d.path());
+
+    // Never twice.
+    let out = r.send_cmd(&back, &[]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(error_line(&out).contains("v1 was already sent"));
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(back.messages().len(), 1);
+    r.assert_no_scratch();
+}
+
+#[test]
+fn a_closed_stdout_stops_the_send_after_the_mail_in_flight() {
+    require_clients!();
+    use std::io::{BufRead as _, BufReader, Read as _};
+    let r = Ready::new();
+    let server = Sink::start();
+    // `kmm send --confirm | head -3`
+    let mut child = r
+        .send_cmd(&server, &[])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    for _ in 0..3 {
+        let mut l = String::new();
+        out.read_line(&mut l).unwrap();
+    }
+    drop(out);
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(141), "{err}");
+    let errors: Vec<&str> = err
+        .lines()
+        .filter(|l| l.starts_with("kmm: error:"))
+        .collect();
+    assert_eq!(errors.len(), 1, "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    // Whatever was in flight finished; nothing after it started.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let got = server.messages();
+    assert!((1..3).contains(&got.len()), "{}", got.len());
+    assert!(
+        errors[0].contains(&format!(
+            "standard output was closed: {} of 3 message(s) of v1 sent",
+            got.len()
+        )),
+        "{err}"
+    );
+    assert_record_matches(&r.record().unwrap(), &ids_of(&got));
+    r.assert_no_scratch();
+    // And the rest follows.
+    ok(&r.send_cmd(&server, &[]).output().unwrap());
+    let all = server.wait_for(3);
+    assert_record_matches(&r.record().unwrap(), &ids_of(&all));
+}
+
+#[test]
+fn ctrl_c_finishes_the_mail_in_flight_and_sigkill_leaves_it_unknown() {
+    require_clients!();
+    use std::os::unix::process::CommandExt as _;
+    let r = Ready::new();
+    // Each mail takes a second at the server.
+    let server = Sink::start_with(None, 1.0);
+    // (1 s: long enough to signal kmm while a mail is out.)
+    // Ctrl-C: SIGINT to the terminal's whole process group.
+    let child = r
+        .send_cmd(&server, &[])
+        .process_group(0)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    server.wait_for_at_least(1);
+    let pgid = child.id() as i32;
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(-pgid), nix::sys::signal::SIGINT).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    let e = error_line(&out);
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let got = server.messages();
+    assert!(
+        e.contains(&format!(
+            "interrupted by SIGINT: {} of 3 message(s) of v1 sent",
+            got.len()
+        )),
+        "{e}"
+    );
+    assert_record_matches(&r.record().unwrap(), &ids_of(&got));
+    r.assert_no_scratch();
+    let sent_before = got.len();
+    if sent_before == 3 {
+        return;
+    }
+
+    // SIGKILL while a mail is out: kmm cannot know whether it went.
+    let mut child = r
+        .send_cmd(&server, &[])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let t = std::time::Instant::now();
+    while r.record().is_none_or(|rec| rec.in_flight().is_none()) {
+        assert!(t.elapsed().as_secs() < 60, "no mail went in flight");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    // Let its git send-email reach the server, most of the time.
+    std::thread::sleep(std::time::Duration::from_millis(600));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // An orphaned git send-email finishes its mail, if it had started.
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    let rec = r.record().unwrap();
+    let unknown = rec.in_flight().unwrap().message_id.clone();
+    let went = ids_of(&server.messages()).contains(&unknown);
+    let out = r.send_cmd(&server, &[]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        error_line(&out).contains("--in-flight sent"),
+        "{}",
+        stderr(&out)
+    );
+    // The user looks for it on the list and says what they found.
+    let answer = if went { "sent" } else { "unsent" };
+    ok(&r
+        .send_cmd(&server, &["--in-flight", answer])
+        .output()
+        .unwrap());
+    let all = server.wait_for(3);
+    assert_record_matches(&r.record().unwrap(), &ids_of(&all));
+    // A leftover of the killed run is gone after the next one.
+    r.assert_no_scratch();
 }
