@@ -131,8 +131,10 @@ fn apply_op(m: &Manifest, files: &mut Files<'_>, op: &Op, line: usize) -> Result
         }
         Op::Patch { fragment: frag } => {
             let fpath = m.root.join(frag);
-            let text = std::fs::read_to_string(&fpath)
-                .map_err(|e| fail(format!("cannot read fragment {frag}: {e}")))?;
+            let text = match std::fs::metadata(&fpath) {
+                Err(e) => return Err(fail(format!("cannot read fragment {frag}: {e}")).into()),
+                Ok(_) => crate::manifest::read_text(&fpath, "the fragment")?,
+            };
             let at = |e: fragment::FragmentError| ManifestError {
                 file: fpath.clone(),
                 line: e.line,

@@ -399,14 +399,39 @@ pub fn parse_ident(s: &str) -> Option<(String, String)> {
     Some((name.to_string(), email.to_string()))
 }
 
+/// Reads a text file that must be UTF-8; the error is a [`ManifestError`]
+/// at the line of the first bad byte, or at line 1 when the file cannot be
+/// read. `what` names the file in messages ("the series manifest").
+pub fn read_text(path: &Path, what: &str) -> Result<String, ManifestError> {
+    let bytes = std::fs::read(path).map_err(|e| ManifestError {
+        file: path.to_path_buf(),
+        line: 1,
+        message: format!("cannot read {what}: {e}"),
+    })?;
+    String::from_utf8(bytes).map_err(|e| {
+        let bytes = e.as_bytes();
+        let at = e.utf8_error().valid_up_to();
+        let line = 1 + bytes[..at].iter().filter(|&&b| b == b'\n').count();
+        let start = bytes[..at]
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |i| i + 1);
+        ManifestError {
+            file: path.to_path_buf(),
+            line,
+            message: format!(
+                "{what} is not UTF-8 (byte 0x{:02x} at column {}); save it as UTF-8",
+                bytes[at],
+                at - start + 1
+            ),
+        }
+    })
+}
+
 /// Reads and validates `series.toml`. `root` is the repository root that
 /// `src` and `fragment` paths are relative to.
 pub fn load(path: &Path, root: &Path) -> Result<Manifest, ManifestError> {
-    let text = std::fs::read_to_string(path).map_err(|e| ManifestError {
-        file: path.to_path_buf(),
-        line: 1,
-        message: format!("cannot read the series manifest: {e}"),
-    })?;
+    let text = read_text(path, "the series manifest")?;
     parse(&text, path, root)
 }
 
@@ -797,6 +822,24 @@ fn convert_op(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn non_utf8_is_reported_at_its_line() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("series.toml");
+        std::fs::write(&p, b"[series]\nversion = 1\nsubject = \"a \xff\"\n").unwrap();
+        let e = read_text(&p, "the series manifest").unwrap_err();
+        assert_eq!(e.line, 3);
+        assert!(
+            e.message
+                .contains("not UTF-8 (byte 0xff at column 14); save it as UTF-8"),
+            "{}",
+            e.message
+        );
+        let e = read_text(&d.path().join("missing"), "the fragment").unwrap_err();
+        assert_eq!(e.line, 1);
+        assert!(e.message.starts_with("cannot read the fragment: "));
+    }
 
     #[test]
     fn lines_are_one_based() {

@@ -417,9 +417,57 @@ fn sweep(root: &Path, cache: &Path) {
     }
 }
 
+/// A step that may take a while, shown on stderr while it runs when
+/// stderr is a terminal (`kmm: <what> (12 s)`, rewritten every second and
+/// cleared at the end); nothing otherwise, so logs stay clean.
+struct Ticker {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+fn ticker(what: String) -> Ticker {
+    use std::io::IsTerminal as _;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let thread = std::io::stderr().is_terminal().then(|| {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let t = Instant::now();
+            while !stop.load(Ordering::Relaxed) {
+                err!("\r\x1b[Kkmm: {what} ({} s)", t.elapsed().as_secs());
+                for _ in 0..10 {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+            }
+            err!("\r\x1b[K");
+        })
+    });
+    Ticker { stop, thread }
+}
+
+impl Drop for Ticker {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
 fn provide(ctx: &Ctx) -> anyhow::Result<base::Base> {
     let t = Instant::now();
+    let importing = !base::cache_repo_path(&ctx.cache, &ctx.manifest.base).exists();
+    let tick = importing.then(|| {
+        ticker(format!(
+            "importing {} into the cache (about a minute, once)",
+            ctx.manifest.base.tarball.display()
+        ))
+    });
     let b = base::provide(&ctx.manifest.base, &ctx.cache)?;
+    drop(tick);
     // Every tree and a sample of blobs (0.2 s for Linux 6.1): a damaged
     // cache is one error line here, not a libgit2 error mid-generate.
     base::verify(&b, base::Depth::Trees)?;
@@ -518,7 +566,9 @@ fn build_cmd(cli: &Cli, commit: &str, config: &str, jobs: Option<usize>) -> anyh
         ws.build_dir(config).display(),
         ws.root.display()
     );
+    let tick = ticker(format!("building {} [{config}]", short(&id)));
     let built = ws.build(&id, &spec)?;
+    drop(tick);
     outln!(
         "built {} [{}] in {:.1}s{}: {} KVM warning(s) with W=1, {} elsewhere; {}",
         short(&id),
@@ -997,16 +1047,19 @@ fn series_status(m: &Manifest, b: &base::Base) -> anyhow::Result<u8> {
 
 /// What `kmm send` shows and how it stops: git send-email's lines on
 /// stdout, kmm's steps on stderr, signals deferred while a mail is out.
-#[derive(Default)]
 struct SendWatch {
     defer: Option<kmm_scratch::signals::Defer>,
+    /// The checks before the first line.
+    tick: Option<Ticker>,
 }
 
 impl kmm_send::Watch for SendWatch {
     fn line(&mut self, line: &str) -> std::io::Result<()> {
+        self.tick = None;
         outln!("{line}").map_err(|e| e.0)
     }
     fn note(&mut self, note: &str) {
+        self.tick = None;
         errln!("kmm: {note}");
     }
     fn stop(&mut self) -> Option<kmm_send::Stop> {
@@ -1020,7 +1073,16 @@ impl kmm_send::Watch for SendWatch {
 fn send_cmd(cli: &Cli, opts: &kmm_send::Options) -> anyhow::Result<u8> {
     let ctx = load(cli)?;
     let b = provide(&ctx)?;
-    let outcome = kmm_send::send(&ctx.manifest, &b, opts, &mut SendWatch::default())?;
+    let mut watch = SendWatch {
+        defer: None,
+        tick: Some(ticker(format!(
+            "checking v{} before sending (kmm series check)",
+            ctx.manifest.version
+        ))),
+    };
+    let outcome = kmm_send::send(&ctx.manifest, &b, opts, &mut watch);
+    drop(watch);
+    let outcome = outcome?;
     match outcome {
         kmm_send::Outcome::Refused(findings) => {
             print_findings(&findings)?;
@@ -1059,7 +1121,12 @@ fn send_cmd(cli: &Cli, opts: &kmm_send::Options) -> anyhow::Result<u8> {
 }
 
 fn series_check(m: &Manifest, b: &base::Base) -> anyhow::Result<u8> {
+    let tick = ticker(format!(
+        "checking v{}: generate, git am in a worktree, checkpatch",
+        m.version
+    ));
     let report = check::run(m, b)?;
+    drop(tick);
     print_findings(&report.findings)?;
     let times: Vec<String> = report
         .timings
@@ -1173,7 +1240,26 @@ fn main() -> ExitCode {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_range;
+    use super::{exit_code, one_line, parse_range, StdoutError};
+
+    #[test]
+    fn an_error_is_one_line_without_doubled_causes() {
+        // A library error that prints its source, as most of ours do.
+        let io = std::io::Error::other("disk on fire");
+        let e = anyhow::Error::new(kmm_series::sent::SentError::Io {
+            path: "patches/sent/v1.toml".into(),
+            what: "write",
+            source: io,
+        });
+        assert_eq!(one_line(&e), "patches/sent/v1.toml: write: disk on fire");
+        // Context adds what the cause does not say.
+        let e = anyhow::Error::new(std::io::Error::other("first\nsecond")).context("reading x");
+        assert_eq!(one_line(&e), "reading x: first second");
+        let pipe = std::io::Error::from(std::io::ErrorKind::BrokenPipe);
+        assert_eq!(exit_code(&anyhow::Error::new(StdoutError(pipe))), 141);
+        let full = std::io::Error::from_raw_os_error(28);
+        assert_eq!(exit_code(&anyhow::Error::new(StdoutError(full))), 2);
+    }
 
     #[test]
     fn commit_ranges() {

@@ -368,3 +368,31 @@ fn a_closed_or_full_stdout_is_one_error_line_not_a_panic() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("is a directory"), "{}", stderr(&out));
 }
+
+#[test]
+fn progress_is_shown_on_a_terminal_only() {
+    if !Path::new("/usr/bin/script").exists() {
+        eprintln!("skipping: script(1) is not installed (apt-get install bsdutils)");
+        return;
+    }
+    let (d, repo) = mini_repo();
+    let cmd = |cache: &str| {
+        format!(
+            "{} base --repo {} --cache {}",
+            env!("CARGO_BIN_EXE_kmm"),
+            repo.display(),
+            d.path().join(cache).display()
+        )
+    };
+    // script(1) runs it on a pseudo-terminal.
+    let out = Command::new("script")
+        .args(["-qefc", &cmd("tty-cache"), "/dev/null"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(shown.contains("\r\x1b[Kkmm: importing "), "{shown:?}");
+    let out = kmm(&["base"], &repo, &d.path().join("pipe-cache"));
+    assert_eq!(out.status.code(), Some(0));
+    assert!(!stderr(&out).contains("importing"), "{}", stderr(&out));
+}
