@@ -234,7 +234,7 @@ pub fn config_spec(configs_dir: &Path, name: &str) -> Result<ConfigSpec> {
 }
 
 /// A compiler warning.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub struct Warning {
     /// Source path relative to the kernel tree.
     pub file: String,
@@ -387,6 +387,44 @@ pub struct Workspace {
     pub root: PathBuf,
     /// Parallel jobs for make.
     pub jobs: usize,
+}
+
+/// Exclusive use of a [`Workspace`] (its one source worktree and its
+/// build dirs) until dropped: two kmm processes on one cache, such as two
+/// CI jobs of one runner, take turns.
+#[derive(Debug)]
+pub struct WorkspaceLock {
+    _lock: nix::fcntl::Flock<std::fs::File>,
+}
+
+impl Workspace {
+    /// Takes the workspace's lock (`<root>/.lock`), waiting for another
+    /// process that holds it; `waiting` is called once if it must wait.
+    pub fn lock(&self, waiting: &mut dyn FnMut(&Path)) -> Result<WorkspaceLock> {
+        use nix::fcntl::{Flock, FlockArg};
+        let path = self.root.join(".lock");
+        let io = |source| BuildError::Io {
+            path: path.clone(),
+            what: "lock the build workspace",
+            source,
+        };
+        std::fs::create_dir_all(&self.root).map_err(io)?;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io)?;
+        let file = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(l) => return Ok(WorkspaceLock { _lock: l }),
+            Err((f, nix::errno::Errno::EWOULDBLOCK)) => f,
+            Err((_, e)) => return Err(io(e.into())),
+        };
+        waiting(&path);
+        Flock::lock(file, FlockArg::LockExclusive)
+            .map(|l| WorkspaceLock { _lock: l })
+            .map_err(|(_, e)| io(e.into()))
+    }
 }
 
 /// The result of one build.

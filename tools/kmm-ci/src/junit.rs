@@ -120,6 +120,7 @@ mod tests {
             first_ktap_secs: Some(1.2),
             flaky: None,
             retries: Vec::new(),
+            console_log: None,
             failed,
         }
     }

@@ -21,6 +21,7 @@ use kmm_boot::initramfs::{
 use kmm_boot::qemu::{BootReport, Machine, Qemu, QemuConfig};
 use kmm_build::{Built, ConfigSpec, Workspace};
 
+pub mod fanout;
 pub mod flakes;
 pub mod junit;
 pub mod matrix;
@@ -63,6 +64,24 @@ pub enum CiError {
         /// The boot config and the build targets.
         known: String,
     },
+    /// A row whose target or plan the matrix does not have.
+    #[error(
+        "{0}: no such row in this matrix; `kmm ci --list` (with the same arguments) shows the rows"
+    )]
+    NoRow(String),
+    /// `--commits` beyond the series.
+    #[error("--commits {from}..{to}: the series has patches 1..={patches} (0 is the base)")]
+    BadRange {
+        /// First commit asked for.
+        from: usize,
+        /// Last commit asked for.
+        to: usize,
+        /// Patches in the series.
+        patches: usize,
+    },
+    /// A listed row without a result (`kmm ci report`).
+    #[error("{0}: no result; its job did not run or did not finish")]
+    NoResult(String),
     /// Reading or writing a snapshot failed.
     #[error("{path}: {source}")]
     Io {
@@ -227,6 +246,8 @@ pub struct TestRun {
     pub expect_failures: bool,
     /// Tests of the plan that the series adds later, left out here.
     pub absent: Vec<String>,
+    /// The console log of the boot the result is from.
+    pub console_log: PathBuf,
 }
 
 impl TestRun {
@@ -399,6 +420,7 @@ pub fn test_commit(
     let mut snapshot = compare_snapshot(&path, &snapshot_text, setup.accept)?;
     let mut flaky = None;
     let mut retries = Vec::new();
+    let mut used_console = console.clone();
     if let SnapshotStatus::Changed { diff, .. } = &snapshot {
         // Retries, as nextest does, but only for a known flake of the
         // environment whose signature the console shows (flakes::KNOWN):
@@ -441,6 +463,7 @@ pub fn test_commit(
             if again == SnapshotStatus::Matched {
                 flaky = Some(first_diff);
                 (boot, report, first_ktap, snapshot_text, snapshot) = (b, r, f, text, again);
+                used_console = retry_console;
                 break;
             }
             last_console = retry_console;
@@ -460,6 +483,7 @@ pub fn test_commit(
         retries,
         expect_failures: plan.expect_failures.is_some(),
         absent,
+        console_log: used_console,
     })
 }
 
@@ -734,7 +758,7 @@ impl Setup {
 }
 
 /// One row of the `kmm ci` matrix.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Row {
     /// Label.
     pub label: String,
@@ -777,6 +801,9 @@ pub struct Row {
     pub seconds: f64,
     /// Seconds from starting QEMU to the first KTAP line.
     pub first_ktap_secs: Option<f64>,
+    /// The console log of the boot the result is from.
+    #[serde(default)]
+    pub console_log: Option<PathBuf>,
     /// Whether the row fails.
     pub failed: bool,
 }
@@ -843,6 +870,7 @@ impl Row {
             retries: run.retries.iter().map(|r| (*r).to_string()).collect(),
             seconds: (run.built.duration + run.selftests_time + run.boot.elapsed).as_secs_f64(),
             first_ktap_secs: run.first_ktap.map(|d| d.as_secs_f64()),
+            console_log: Some(run.console_log.clone()),
             failed,
         }
     }
@@ -883,6 +911,7 @@ impl Row {
             retries: Vec::new(),
             seconds: 0.0,
             first_ktap_secs: None,
+            console_log: None,
             failed: false,
         }
     }

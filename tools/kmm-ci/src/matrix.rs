@@ -351,15 +351,6 @@ pub fn render_choice(commits: &[Commit], choices: &[Choice], boot: Option<&str>)
     s
 }
 
-/// What a matrix run produced.
-#[derive(Debug)]
-pub struct Outcome {
-    /// The rows, commit by commit: boot rows, then build rows.
-    pub rows: Vec<Row>,
-    /// The snapshot files the boot rows compared against.
-    pub expected_snapshots: Vec<PathBuf>,
-}
-
 /// The directories whose objects a target rebuilds at the commit at
 /// `at`: the ones it touches, and the ones the next commit of the same
 /// target touches, so that the warnings the next row is compared with
@@ -384,23 +375,42 @@ fn warning_dirs(spec: &ConfigSpec, commit: &Commit) -> Vec<String> {
     d
 }
 
-/// Runs the matrix over `commits` with `choices` (from [`choose`]):
-/// commit by commit, boot rows first, then the build rows. An error of
-/// one row (a failed build, a boot that could not run) is that row's
-/// result; the run goes on.
-pub fn run(
-    setup: &Setup,
-    m: &Matrix,
-    commits: &[Commit],
-    choices: &[Choice],
-    progress: &mut dyn FnMut(&str),
-) -> Outcome {
-    let mut rows = Vec::new();
-    let mut expected = Vec::new();
-    // The previous build of each target: its warnings are what the next
-    // row is compared with. For the boot config it is the last main
-    // plan's build, which its `also` plans reuse.
-    let mut last: BTreeMap<String, Built> = BTreeMap::new();
+/// One row of the matrix, before it runs: what `kmm ci --list` prints and
+/// `--row` selects. Everything a row needs is here, so rows run in any
+/// order, in any process, on any machine.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RowSpec {
+    /// Stable id: `<label>/<target>/<plan>`.
+    pub id: String,
+    /// The commit's label (`0000-base`, `0003-KVM-...`).
+    pub label: String,
+    /// The commit id.
+    pub commit: String,
+    /// The boot config or build target.
+    pub target: String,
+    /// The plan, or `build` for a build target.
+    pub plan: String,
+    /// A boot row (else a build row).
+    pub boot: bool,
+    /// Its new W=1 warnings count: the main plan of a boot commit, or a
+    /// build row. The `also` plans at the same commit share its build.
+    pub main: bool,
+    /// Directories whose objects its build rebuilds (see `refresh_dirs`).
+    pub refresh: Vec<String>,
+    /// Directories whose new warnings fail it.
+    pub warning_dirs: Vec<String>,
+    /// The snapshot it compares with (boot rows), relative to the
+    /// repository, as every CI job has its own checkout.
+    pub snapshot: Option<PathBuf>,
+}
+
+fn relative(root: &Path, p: PathBuf) -> PathBuf {
+    p.strip_prefix(root).map(Path::to_path_buf).unwrap_or(p)
+}
+
+/// The rows of a matrix, in the order one process runs them: commit by
+/// commit, boot rows (main plan, then its `also` plans), then build rows.
+pub fn list(setup: &Setup, m: &Matrix, commits: &[Commit], choices: &[Choice]) -> Vec<RowSpec> {
     let next_of = |i: usize, target: &str| {
         choices[i + 1..]
             .iter()
@@ -413,6 +423,7 @@ pub fn run(
             })
             .map(|c| c.commit)
     };
+    let mut out = Vec::new();
     for (i, ch) in choices.iter().enumerate() {
         let c = &commits[ch.commit];
         let is_last = i + 1 == choices.len();
@@ -427,68 +438,385 @@ pub fn run(
             let plans_here = std::iter::once(main_plan)
                 .chain(main_plan.also.iter().filter_map(|n| boot.also.get(n)));
             for (j, plan) in plans_here.enumerate() {
-                expected.push(setup.snapshot_file(&boot.spec.name, &plan.name, &c.label));
-                let prev = last.get(&boot.spec.name);
-                let job = Job {
-                    label: &c.label,
-                    commit: &c.id,
-                    spec: &boot.spec,
-                    plan,
-                    prebuilt: if j == 0 { None } else { prev },
-                    refresh: &refresh,
-                };
-                match crate::test_commit(setup, &job, progress) {
-                    Ok(run) => {
-                        // New warnings are the main plan's business; the
-                        // build is the same for the others.
-                        let row = if j == 0 {
-                            Row::from_run(&run, &plan.name, prev, &dirs)
-                        } else {
-                            Row::from_run(&run, &plan.name, None, &dirs)
-                        };
-                        report(progress, &row);
-                        if j == 0 {
-                            last.insert(boot.spec.name.clone(), run.built);
-                        }
-                        rows.push(row);
-                    }
-                    Err(e) => {
-                        let row = Row::from_error(&c.label, &c.id, &boot.spec.name, &plan.name, &e);
-                        report(progress, &row);
-                        rows.push(row);
-                    }
-                }
+                out.push(RowSpec {
+                    id: format!("{}/{}/{}", c.label, boot.spec.name, plan.name),
+                    label: c.label.clone(),
+                    commit: c.id.clone(),
+                    target: boot.spec.name.clone(),
+                    plan: plan.name.clone(),
+                    boot: true,
+                    main: j == 0,
+                    refresh: refresh.clone(),
+                    warning_dirs: dirs.clone(),
+                    snapshot: Some(relative(
+                        &setup.repo_root,
+                        setup.snapshot_file(&boot.spec.name, &plan.name, &c.label),
+                    )),
+                });
             }
         }
         for name in &ch.builds {
             let Some(spec) = m.builds.iter().find(|s| &s.name == name) else {
                 continue;
             };
-            let refresh = refresh_dirs(commits, ch.commit, next_of(i, name));
-            let dirs = warning_dirs(spec, c);
-            progress(&format!("{}: build [{name}] ...", c.label));
-            let row = match setup.ws.build_with(&c.id, spec, &refresh) {
-                Ok(built) => {
-                    let row = Row::from_build(&c.label, &built, last.get(name), &dirs);
-                    last.insert(name.clone(), built);
-                    row
-                }
-                Err(e) => {
-                    Row::from_error(&c.label, &c.id, name, crate::BUILD_PLAN, &CiError::Build(e))
-                }
-            };
-            progress(&format!(
-                "{}: [{name}] built in {:.0}s",
-                c.label, row.seconds
-            ));
-            report(progress, &row);
-            rows.push(row);
+            out.push(RowSpec {
+                id: format!("{}/{name}/{}", c.label, crate::BUILD_PLAN),
+                label: c.label.clone(),
+                commit: c.id.clone(),
+                target: name.clone(),
+                plan: crate::BUILD_PLAN.into(),
+                boot: false,
+                main: true,
+                refresh: refresh_dirs(commits, ch.commit, next_of(i, name)),
+                warning_dirs: warning_dirs(spec, c),
+                snapshot: None,
+            });
         }
     }
-    Outcome {
-        rows,
-        expected_snapshots: expected,
+    out
+}
+
+/// Shard `i` of `n` (1-based) of a list: a contiguous run of rows, so
+/// consecutive commits of a target build incrementally on one machine.
+pub fn shard(rows: &[RowSpec], i: usize, n: usize) -> &[RowSpec] {
+    if n == 0 || i == 0 || i > n {
+        return &[];
     }
+    let len = rows.len();
+    &rows[(i - 1) * len / n..i * len / n]
+}
+
+/// What one row produced: everything the matrix needs, written by
+/// `kmm ci --results DIR` and merged by `kmm ci report`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RowResult {
+    /// The row's id (see [`RowSpec::id`]).
+    pub id: String,
+    /// The row, its new warnings not yet counted (that needs the previous
+    /// row of its target: [`finish`]).
+    pub row: Row,
+    /// Every W=1 warning its build printed (complete for its KVM and
+    /// refresh directories).
+    pub warnings: Vec<kmm_build::Warning>,
+}
+
+/// Runs `rows` (from [`list`]) in order; `done` gets each result as it
+/// comes (to write it at once). A row's error (a failed build, a boot
+/// that could not run) is its result; the run goes on.
+pub fn run_rows(
+    setup: &Setup,
+    m: &Matrix,
+    rows: &[RowSpec],
+    progress: &mut dyn FnMut(&str),
+    done: &mut dyn FnMut(&RowResult),
+) -> Vec<RowResult> {
+    let mut out = Vec::new();
+    // The build of the last main boot row, for the `also` plans after it.
+    let mut last_boot: Option<Built> = None;
+    for r in rows {
+        // One row at a time per workspace, also across processes (two CI
+        // jobs on one runner): they share its worktree and build dirs.
+        let lock = setup.ws.lock(&mut |p| {
+            progress(&format!(
+                "{}: waiting for the build workspace ({} is held by another kmm)",
+                r.id,
+                p.display()
+            ));
+        });
+        let lock = match lock {
+            Ok(l) => l,
+            Err(e) => {
+                let result = error_result(r, &CiError::Build(e));
+                report(progress, &result.row);
+                done(&result);
+                out.push(result);
+                continue;
+            }
+        };
+        let result = if r.boot {
+            run_boot_row(setup, m, r, &mut last_boot, progress)
+        } else {
+            run_build_row(setup, m, r, progress)
+        };
+        drop(lock);
+        report(progress, &result.row);
+        done(&result);
+        out.push(result);
+    }
+    out
+}
+
+fn error_result(r: &RowSpec, e: &CiError) -> RowResult {
+    RowResult {
+        id: r.id.clone(),
+        row: Row::from_error(&r.label, &r.commit, &r.target, &r.plan, e),
+        warnings: Vec::new(),
+    }
+}
+
+fn run_boot_row(
+    setup: &Setup,
+    m: &Matrix,
+    r: &RowSpec,
+    last_boot: &mut Option<Built>,
+    progress: &mut dyn FnMut(&str),
+) -> RowResult {
+    let Some(boot) = m.boot.as_ref().filter(|b| b.spec.name == r.target) else {
+        return error_result(r, &CiError::NoRow(r.id.clone()));
+    };
+    let plan = [&boot.commit_plan, &boot.tip_plan]
+        .into_iter()
+        .find(|p| p.name == r.plan)
+        .or_else(|| boot.also.get(&r.plan));
+    let Some(plan) = plan else {
+        return error_result(r, &CiError::NoRow(r.id.clone()));
+    };
+    // An `also` plan reuses the main plan's build of the same commit.
+    let prebuilt = last_boot
+        .as_ref()
+        .filter(|b| !r.main && b.commit == r.commit && b.config == r.target);
+    let job = Job {
+        label: &r.label,
+        commit: &r.commit,
+        spec: &boot.spec,
+        plan,
+        prebuilt,
+        refresh: &r.refresh,
+    };
+    match crate::test_commit(setup, &job, progress) {
+        Ok(run) => {
+            let row = Row::from_run(&run, &r.plan, None, &r.warning_dirs);
+            let warnings = run.built.warnings.clone();
+            if r.main {
+                *last_boot = Some(run.built);
+            }
+            RowResult {
+                id: r.id.clone(),
+                row,
+                warnings,
+            }
+        }
+        Err(e) => error_result(r, &e),
+    }
+}
+
+fn run_build_row(
+    setup: &Setup,
+    m: &Matrix,
+    r: &RowSpec,
+    progress: &mut dyn FnMut(&str),
+) -> RowResult {
+    let Some(spec) = m.builds.iter().find(|s| s.name == r.target) else {
+        return error_result(r, &CiError::NoRow(r.id.clone()));
+    };
+    progress(&format!("{}: build [{}] ...", r.label, r.target));
+    let result = match setup.ws.build_with(&r.commit, spec, &r.refresh) {
+        Ok(built) => RowResult {
+            id: r.id.clone(),
+            row: Row::from_build(&r.label, &built, None, &r.warning_dirs),
+            warnings: built.warnings,
+        },
+        Err(e) => error_result(r, &CiError::Build(e)),
+    };
+    progress(&format!(
+        "{}: [{}] built in {:.0}s",
+        r.label, r.target, result.row.seconds
+    ));
+    result
+}
+
+/// Why results cannot be merged.
+#[derive(Debug, thiserror::Error)]
+pub enum MergeError {
+    /// A result for a row the list does not have.
+    #[error("{0}: a result for a row that is not in the list; were the results and the list made by the same `kmm ci` arguments and series?")]
+    Unknown(String),
+    /// Two results for one row.
+    #[error("{0}: two results for one row; pass each row's results once")]
+    Twice(String),
+}
+
+/// Merges results into the matrix, in list order: a row without a result
+/// fails ("no result"), and each main row's W=1 warnings are compared with
+/// the previous main row of its target that has a result. This is the one
+/// way rows become a matrix, for one process and for `kmm ci report`.
+pub fn finish(
+    list: &[RowSpec],
+    results: Vec<RowResult>,
+) -> std::result::Result<Vec<Row>, MergeError> {
+    let mut by_id: BTreeMap<String, RowResult> = BTreeMap::new();
+    for r in results {
+        if !list.iter().any(|s| s.id == r.id) {
+            return Err(MergeError::Unknown(r.id));
+        }
+        if by_id.contains_key(&r.id) {
+            return Err(MergeError::Twice(r.id));
+        }
+        by_id.insert(r.id.clone(), r);
+    }
+    let mut prev: BTreeMap<&str, Vec<kmm_build::Warning>> = BTreeMap::new();
+    let mut rows = Vec::new();
+    for s in list {
+        let Some(res) = by_id.remove(&s.id) else {
+            let mut row = Row::from_error(
+                &s.label,
+                &s.commit,
+                &s.target,
+                &s.plan,
+                &CiError::NoResult(s.id.clone()),
+            );
+            row.error = Some(format!("no result for row {}", s.id));
+            rows.push(row);
+            continue;
+        };
+        let mut row = res.row;
+        if s.main && row.build == "ok" {
+            if let Some(p) = prev.get(s.target.as_str()) {
+                let pick = |w: &[kmm_build::Warning]| -> Vec<kmm_build::Warning> {
+                    w.iter()
+                        .filter(|w| kmm_build::in_dirs(w, &s.warning_dirs))
+                        .cloned()
+                        .collect()
+                };
+                row.new_warnings = kmm_build::new_warnings(&pick(p), &pick(&res.warnings))
+                    .iter()
+                    .map(|w| format!("{}:{}: {}", w.file, w.line, w.message))
+                    .collect();
+                row.failed |= !row.new_warnings.is_empty();
+            }
+            prev.insert(s.target.as_str(), res.warnings);
+        }
+        rows.push(row);
+    }
+    Ok(rows)
+}
+
+/// What `kmm ci` was asked to run.
+#[derive(Debug, Clone)]
+pub struct Request<'a> {
+    /// The boot config (a name in ci/configs).
+    pub config: &'a str,
+    /// `--target` names (empty: the boot config alone).
+    pub targets: &'a [String],
+    /// Plan of every commit but the tip.
+    pub commit_plan: &'a str,
+    /// Plan of the tip.
+    pub tip_plan: &'a str,
+    /// `--commits FROM..TO` (0 is the base; `usize::MAX` for the tip).
+    pub commits: Option<(usize, usize)>,
+    /// `--touching` patterns.
+    pub touching: &'a [String],
+}
+
+/// `--commits tip`: the last commit, whatever its number.
+pub const TIP: usize = usize::MAX;
+
+/// A matrix ready to run.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    /// The targets and plans.
+    pub matrix: Matrix,
+    /// The commits in range.
+    pub commits: Vec<Commit>,
+    /// The targets chosen for each.
+    pub choices: Vec<Choice>,
+    /// The rows, in order.
+    pub rows: Vec<RowSpec>,
+    /// Whether the rows boot the whole series (then stale snapshots
+    /// count).
+    pub whole: bool,
+}
+
+/// Builds the matrix of `req` over `all` (the version's commits, the base
+/// first) for the repository at `setup.repo_root`.
+pub fn prepare(setup: &Setup, req: &Request<'_>, all: Vec<Commit>) -> Result<Prepared> {
+    let root = &setup.repo_root;
+    let configs = root.join("ci/configs");
+    let all_builds = load_targets(&root.join(TARGETS_FILE), &configs)?;
+    let (boot_rows, builds) = resolve_targets(req.targets, req.config, &all_builds)?;
+    let boot = if boot_rows {
+        let plans = root.join("selftests/plans");
+        let commit_plan = crate::load_plan(&plans, req.commit_plan)?;
+        let tip_plan = crate::load_plan(&plans, req.tip_plan)?;
+        // A plan's `also` plans run at the same commit, after it.
+        let mut also = BTreeMap::new();
+        for name in commit_plan.also.iter().chain(&tip_plan.also) {
+            if !also.contains_key(name) {
+                also.insert(name.clone(), crate::load_plan(&plans, name)?);
+            }
+        }
+        Some(Boot {
+            spec: kmm_build::config_spec(&configs, req.config)?,
+            commit_plan,
+            tip_plan,
+            also,
+        })
+    } else {
+        None
+    };
+    let matrix = Matrix { boot, builds };
+    let tip_id = all.last().map(|c| c.id.clone());
+    let last = all.len().saturating_sub(1);
+    let range = req.commits.map(|(from, to)| {
+        if from == TIP {
+            (last, last)
+        } else {
+            (from, to)
+        }
+    });
+    if let Some((from, to)) = range {
+        if to >= all.len() {
+            return Err(CiError::BadRange {
+                from,
+                to,
+                patches: all.len().saturating_sub(1),
+            });
+        }
+    }
+    let in_range = |i: usize| range.is_none_or(|(from, to)| (from..=to).contains(&i));
+    let commits: Vec<Commit> = all
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| in_range(*i))
+        .map(|(_, c)| c)
+        .collect();
+    let commits = touching(commits, req.touching);
+    let tip = commits.iter().position(|c| Some(&c.id) == tip_id.as_ref());
+    let choices = choose(&matrix, &commits, tip);
+    let rows = list(setup, &matrix, &commits, &choices);
+    let whole = matrix.boot.is_some() && req.commits.is_none() && req.touching.is_empty();
+    Ok(Prepared {
+        matrix,
+        commits,
+        choices,
+        rows,
+        whole,
+    })
+}
+
+/// Which rows to run: `all`, ids from the list, or a shard.
+pub fn select(
+    rows: &[RowSpec],
+    ids: &[String],
+    shard_of: Option<(usize, usize)>,
+) -> Result<Vec<RowSpec>> {
+    if let Some((i, n)) = shard_of {
+        return Ok(shard(rows, i, n).to_vec());
+    }
+    if ids.is_empty() || ids.iter().any(|i| i == "all") {
+        return Ok(rows.to_vec());
+    }
+    // In list order, whatever the order asked.
+    for id in ids {
+        if !rows.iter().any(|r| &r.id == id) {
+            return Err(CiError::NoRow(id.clone()));
+        }
+    }
+    Ok(rows
+        .iter()
+        .filter(|r| ids.contains(&r.id))
+        .cloned()
+        .collect())
 }
 
 fn report(progress: &mut dyn FnMut(&str), row: &Row) {
@@ -744,5 +1072,185 @@ mod tests {
         let t = load_targets(&f, dir.path()).unwrap();
         assert_eq!(t[0].image(), Path::new("vmlinux"));
         assert_eq!(t[0].kvm_dirs(), ["virt/kvm/", "arch/arm64/kvm/"]);
+    }
+
+    fn setup() -> Setup {
+        Setup {
+            ws: kmm_build::Workspace {
+                git_dir: "/cache/x.git".into(),
+                root: "/cache/work".into(),
+                jobs: 2,
+            },
+            repo_root: "/repo".into(),
+            snapshots: "/repo/selftests/snapshots".into(),
+            accept: false,
+        }
+    }
+
+    fn plan_with(name: &str, also: &[&str]) -> crate::Plan {
+        let text = format!(
+            "also = [{}]\n[[test]]\nname = \"kvm/x\"\n",
+            also.iter()
+                .map(|a| format!("{a:?}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(format!("{name}.toml")), text).unwrap();
+        crate::load_plan(dir.path(), name).unwrap()
+    }
+
+    fn boot_matrix() -> Matrix {
+        let mut also = BTreeMap::new();
+        also.insert("extra".to_string(), plan_with("extra", &[]));
+        Matrix {
+            boot: Some(Boot {
+                spec: ConfigSpec::host("kvm-mm", Vec::new(), Vec::new()),
+                commit_plan: plan_with("commit", &[]),
+                tip_plan: plan_with("tip", &["extra"]),
+                also,
+            }),
+            builds: vec![target("arm64", "arm64")],
+        }
+    }
+
+    fn three() -> Vec<Commit> {
+        vec![
+            commit("0000-base", &[]),
+            commit("0001-a", &["tools/testing/selftests/kvm/x.c"]),
+            commit("0002-b", &["virt/kvm/pfncache.c"]),
+        ]
+    }
+
+    #[test]
+    fn rows_have_stable_ids_in_run_order() {
+        let m = boot_matrix();
+        let c = three();
+        let ch = choose(&m, &c, Some(2));
+        let rows = list(&setup(), &m, &c, &ch);
+        let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(
+            ids,
+            [
+                "0000-base/kvm-mm/commit",
+                "0000-base/arm64/build",
+                "0001-a/kvm-mm/commit",
+                "0002-b/kvm-mm/tip",
+                "0002-b/kvm-mm/extra",
+                "0002-b/arm64/build",
+            ]
+        );
+        assert!(rows[3].main && !rows[4].main);
+        assert_eq!(
+            rows[0].snapshot.as_deref(),
+            Some(Path::new(
+                "selftests/snapshots/kvm-mm/commit/0000-base.snap"
+            ))
+        );
+        // The base's arm64 build rebuilds what the next arm64 row touches.
+        assert_eq!(rows[1].refresh, ["virt/kvm/"]);
+        // Shards are contiguous and cover every row once.
+        let mut seen = Vec::new();
+        for i in 1..=4 {
+            seen.extend(shard(&rows, i, 4).iter().map(|r| r.id.clone()));
+        }
+        assert_eq!(seen, ids);
+        assert!(shard(&rows, 5, 4).is_empty());
+        // --row keeps list order; an unknown id is an error.
+        let picked = select(
+            &rows,
+            &[
+                "0002-b/arm64/build".into(),
+                "0000-base/kvm-mm/commit".into(),
+            ],
+            None,
+        )
+        .unwrap();
+        assert_eq!(picked[0].id, "0000-base/kvm-mm/commit");
+        let e = select(&rows, &["nope".into()], None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("nope: no such row"), "{e}");
+        assert_eq!(select(&rows, &["all".into()], None).unwrap().len(), 6);
+    }
+
+    fn result(spec: &RowSpec, warnings: &[(&str, u32)]) -> RowResult {
+        let mut row = Row::unbooted(&spec.label, &spec.commit, &spec.target, &spec.plan);
+        row.build = "ok".into();
+        RowResult {
+            id: spec.id.clone(),
+            row,
+            warnings: warnings
+                .iter()
+                .map(|(f, l)| kmm_build::Warning {
+                    file: (*f).into(),
+                    line: *l,
+                    message: "unused variable".into(),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn finish_merges_in_list_order_and_counts_new_warnings() {
+        let m = boot_matrix();
+        let c = three();
+        let rows = list(&setup(), &m, &c, &choose(&m, &c, Some(2)));
+        let all = |extra: Vec<RowResult>| {
+            let mut r: Vec<RowResult> = rows
+                .iter()
+                .map(|s| {
+                    if s.label == "0002-b" && s.target == "arm64" {
+                        // The tip adds a warning in what it touches.
+                        result(s, &[("virt/kvm/kvm_main.c", 1), ("virt/kvm/pfncache.c", 7)])
+                    } else if s.label == "0002-b" && !s.main {
+                        // An also plan: shares the build, no comparison.
+                        result(s, &[("virt/kvm/pfncache.c", 9)])
+                    } else {
+                        result(s, &[("virt/kvm/kvm_main.c", 1)])
+                    }
+                })
+                .collect();
+            // Results come in any order.
+            r.reverse();
+            r.extend(extra);
+            r
+        };
+        let merged = finish(&rows, all(vec![])).unwrap();
+        let failed: Vec<(String, Vec<String>)> = merged
+            .iter()
+            .filter(|r| r.failed)
+            .map(|r| (format!("{}/{}", r.label, r.target), r.new_warnings.clone()))
+            .collect();
+        assert_eq!(
+            failed,
+            [(
+                "0002-b/arm64".to_string(),
+                vec!["virt/kvm/pfncache.c:7: unused variable".to_string()]
+            )]
+        );
+        // A missing result is a failing row that names it.
+        let mut some = all(vec![]);
+        some.retain(|r| r.id != "0001-a/kvm-mm/commit");
+        let merged = finish(&rows, some).unwrap();
+        let r = merged.iter().find(|r| r.label == "0001-a").unwrap();
+        assert!(r.failed);
+        assert!(
+            r.reason()
+                .contains("no result for row 0001-a/kvm-mm/commit"),
+            "{}",
+            r.reason()
+        );
+        // A result that is not in the list, or twice, is an error.
+        let stray = RowResult {
+            id: "0009-x/kvm-mm/commit".into(),
+            ..result(&rows[0], &[])
+        };
+        let e = finish(&rows, all(vec![stray])).unwrap_err().to_string();
+        assert!(e.contains("0009-x/kvm-mm/commit: a result for a row that is not in the list"));
+        let e = finish(&rows, all(vec![result(&rows[0], &[])]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("two results for one row"), "{e}");
     }
 }

@@ -987,9 +987,11 @@ pub fn send(
             total - before
         ));
     }
-    sent::write(&record_path, &rec)?;
+    // From the first write of the record, a signal waits for a safe point.
     watch.sending(true);
-    let r = send_each(&mut rec, &record_path, &files, &copies, opts, m, watch);
+    let r = sent::write(&record_path, &rec)
+        .map_err(SendError::from)
+        .and_then(|()| send_each(&mut rec, &record_path, &files, &copies, opts, m, watch));
     watch.sending(false);
     let now = r?;
     Ok(Outcome::Sent {

@@ -105,6 +105,8 @@ struct Cli {
     cmd: Cmd,
 }
 
+// Parsed once per run; boxing the big variant buys nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum Cmd {
     /// Import the linux-source-6.1 tarball into the cache (once) and check it.
@@ -182,6 +184,22 @@ enum Cmd {
         /// built.
         #[arg(long)]
         dry_run: bool,
+        /// Print the rows (id, commit, target, plan) and stop; with
+        /// --results also write them to DIR/list.json for `kmm ci report`.
+        #[arg(long, conflicts_with_all = ["rows", "shard", "dry_run"])]
+        list: bool,
+        /// Run only this row (repeatable; `all` for every row); ids from
+        /// --list.
+        #[arg(long = "row", value_name = "ID", conflicts_with = "shard")]
+        rows: Vec<String>,
+        /// Run shard I of N (1-based): a contiguous part of the rows.
+        #[arg(long, value_name = "I/N", value_parser = parse_shard)]
+        shard: Option<(usize, usize)>,
+        /// Write each row's result (and console log) into DIR as it
+        /// finishes, for `kmm ci report`; the verdict is the report's, so
+        /// this exits 0 once every result is written.
+        #[arg(long, value_name = "DIR")]
+        results: Option<PathBuf>,
         /// Plan for every commit but the tip.
         #[arg(long, default_value = "commit")]
         commit_plan: String,
@@ -206,6 +224,9 @@ enum Cmd {
         /// Parallel make jobs (default: the number of CPUs).
         #[arg(long)]
         jobs: Option<usize>,
+        /// `kmm ci report DIR...`: merge result files.
+        #[command(subcommand)]
+        sub: Option<CiSub>,
     },
     /// Mail the current version's patches with git send-email: a dry run
     /// unless --confirm; refused when `kmm series check` finds problems or
@@ -257,6 +278,26 @@ enum Cmd {
     },
 }
 
+#[derive(Debug, Subcommand)]
+enum CiSub {
+    /// Merge the result files of `kmm ci --results DIR` runs (CI jobs)
+    /// into the matrix, JSON, JUnit and exit code one `kmm ci` would give.
+    /// A listed row without a result fails; a result of an unlisted row is
+    /// an error.
+    Report {
+        /// Directories holding list.json and *.result.json (searched
+        /// recursively).
+        #[arg(required = true)]
+        dirs: Vec<PathBuf>,
+        /// Output format of the matrix.
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+        /// Also write the matrix as JUnit XML to this file.
+        #[arg(long)]
+        junit: Option<PathBuf>,
+    },
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum Format {
     /// An indented tree and a summary line.
@@ -286,7 +327,7 @@ enum SeriesCmd {
 }
 
 /// `--commits tip`: the last commit, whatever its number.
-const TIP: usize = usize::MAX;
+const TIP: usize = kmm_ci::matrix::TIP;
 
 /// Parses `--commits 7..9`, `--commits 9` or `--commits tip`.
 fn parse_range(s: &str) -> Result<(usize, usize), String> {
@@ -300,6 +341,14 @@ fn parse_range(s: &str) -> Result<(usize, usize), String> {
     };
     r.filter(|(a, b)| a <= b)
         .ok_or_else(|| format!("{s:?} is not a range of patch numbers; write e.g. 7..9"))
+}
+
+/// Parses `--shard 2/3`.
+fn parse_shard(s: &str) -> Result<(usize, usize), String> {
+    s.split_once('/')
+        .and_then(|(i, n)| Some((i.parse::<usize>().ok()?, n.parse::<usize>().ok()?)))
+        .filter(|(i, n)| (1..=*n).contains(i))
+        .ok_or_else(|| format!("{s:?} is not a shard; write I/N with 1 <= I <= N, e.g. 2/3"))
 }
 
 /// Parses `--in-flight sent|unsent`.
@@ -566,6 +615,12 @@ fn build_cmd(cli: &Cli, commit: &str, config: &str, jobs: Option<usize>) -> anyh
         ws.build_dir(config).display(),
         ws.root.display()
     );
+    let _lock = ws.lock(&mut |p| {
+        errln!(
+            "kmm: waiting for the build workspace ({} is held by another kmm)",
+            p.display()
+        )
+    })?;
     let tick = ticker(format!("building {} [{config}]", short(&id)));
     let built = ws.build(&id, &spec)?;
     drop(tick);
@@ -649,6 +704,12 @@ fn test_cmd(
         prebuilt: None,
         refresh: &[],
     };
+    let _lock = setup.ws.lock(&mut |p| {
+        errln!(
+            "kmm: waiting for the build workspace ({} is held by another kmm)",
+            p.display()
+        )
+    })?;
     let run = kmm_ci::test_commit(&setup, &job, &mut progress)?;
     out!("{}", run.report.render_human())?;
     for sp in &run.boot.splats {
@@ -685,6 +746,10 @@ struct CiArgs<'a> {
     version: Option<u32>,
     commits: Option<(usize, usize)>,
     dry_run: bool,
+    list: bool,
+    rows: &'a [String],
+    shard: Option<(usize, usize)>,
+    results: Option<&'a Path>,
     touching: &'a [String],
     format: Format,
     junit: Option<&'a Path>,
@@ -693,7 +758,7 @@ struct CiArgs<'a> {
 }
 
 fn ci_cmd(cli: &Cli, a: &CiArgs<'_>) -> anyhow::Result<u8> {
-    use kmm_ci::matrix;
+    use kmm_ci::{fanout, matrix};
     let t0 = Instant::now();
     let ctx = load(cli)?;
     let m = &ctx.manifest;
@@ -706,30 +771,6 @@ fn ci_cmd(cli: &Cli, a: &CiArgs<'_>) -> anyhow::Result<u8> {
     }
     let b = provide(&ctx)?;
     let root = m.root.clone();
-    let configs = root.join("ci/configs");
-    let all_builds = matrix::load_targets(&root.join(matrix::TARGETS_FILE), &configs)?;
-    let (boot_rows, builds) = matrix::resolve_targets(a.targets, a.config, &all_builds)?;
-    let boot = if boot_rows {
-        let plans = root.join("selftests/plans");
-        let commit_plan = kmm_ci::load_plan(&plans, a.commit_plan)?;
-        let tip_plan = kmm_ci::load_plan(&plans, a.tip_plan)?;
-        // A plan's `also` plans run at the same commit, after it.
-        let mut also = std::collections::BTreeMap::new();
-        for name in commit_plan.also.iter().chain(&tip_plan.also) {
-            if !also.contains_key(name) {
-                also.insert(name.clone(), kmm_ci::load_plan(&plans, name)?);
-            }
-        }
-        Some(matrix::Boot {
-            spec: kmm_build::config_spec(&configs, a.config)?,
-            commit_plan,
-            tip_plan,
-            also,
-        })
-    } else {
-        None
-    };
-    let mx = matrix::Matrix { boot, builds };
     let all: Vec<matrix::Commit> = kmm_series::version_commits(m, &b, version)?
         .into_iter()
         .map(|c| matrix::Commit {
@@ -738,37 +779,45 @@ fn ci_cmd(cli: &Cli, a: &CiArgs<'_>) -> anyhow::Result<u8> {
             paths: c.paths,
         })
         .collect();
-    let tip_id = all.last().map(|c| c.id.clone());
-    let last = all.len().saturating_sub(1);
-    let range = a.commits.map(|(from, to)| {
-        if from == TIP {
-            (last, last)
-        } else {
-            (from, to)
+    let setup = kmm_ci::Setup {
+        ws: workspace(&ctx, &b, a.jobs),
+        snapshots: kmm_ci::snapshot_root(&root, version, m.version),
+        repo_root: root,
+        accept: a.accept,
+    };
+    let req = matrix::Request {
+        config: a.config,
+        targets: a.targets,
+        commit_plan: a.commit_plan,
+        tip_plan: a.tip_plan,
+        commits: a.commits,
+        touching: a.touching,
+    };
+    let p = matrix::prepare(&setup, &req, all)?;
+    let list = fanout::ListFile {
+        version,
+        config: p.matrix.boot.as_ref().map(|b| b.spec.name.clone()),
+        whole: p.whole,
+        rows: p.rows.clone(),
+    };
+    let choice_text = matrix::render_choice(&p.commits, &p.choices, Some(a.config));
+    if a.list {
+        if let Some(dir) = a.results {
+            fanout::write_list(dir, &list)?;
         }
-    });
-    if let Some((from, to)) = range {
-        if to >= all.len() {
-            bail!(
-                "--commits {from}..{to}: v{version} has patches 1..={} (0 is the base)",
-                all.len() - 1
-            );
+        match a.format {
+            Format::Human => {
+                for r in &p.rows {
+                    outln!("{}", r.id)?;
+                }
+            }
+            Format::Json => outln!("{}", serde_json::to_string_pretty(&list)?)?,
         }
+        return Ok(0);
     }
-    let in_range = |i: usize| range.is_none_or(|(from, to)| (from..=to).contains(&i));
-    let commits: Vec<matrix::Commit> = all
-        .into_iter()
-        .enumerate()
-        .filter(|(i, _)| in_range(*i))
-        .map(|(_, c)| c)
-        .collect();
-    let commits = matrix::touching(commits, a.touching);
-    let tip = commits.iter().position(|c| Some(&c.id) == tip_id.as_ref());
-    let choices = matrix::choose(&mx, &commits, tip);
-    let choice_text = matrix::render_choice(&commits, &choices, Some(a.config));
     match a.format {
         Format::Human => {
-            outln!("kmm ci: v{version}, {} commit(s):", commits.len())?;
+            outln!("kmm ci: v{version}, {} commit(s):", p.commits.len())?;
             out!("{choice_text}")?;
         }
         Format::Json => err!("{choice_text}"),
@@ -776,38 +825,83 @@ fn ci_cmd(cli: &Cli, a: &CiArgs<'_>) -> anyhow::Result<u8> {
     if a.dry_run {
         return Ok(0);
     }
-    let setup = kmm_ci::Setup {
-        ws: workspace(&ctx, &b, a.jobs),
-        snapshots: kmm_ci::snapshot_root(&root, version, m.version),
-        repo_root: root,
-        accept: a.accept,
-    };
-    let out = matrix::run(&setup, &mx, &commits, &choices, &mut progress);
-    let rows = out.rows;
-    // The JUnit of a long run first: stdout may be gone (`kmm ci | head`).
-    if let Some(p) = a.junit {
-        write_atomic(p, kmm_ci::junit::render("kmm ci", &rows).as_bytes())?;
+    let chosen = matrix::select(&p.rows, a.rows, a.shard)?;
+    if let Some(dir) = a.results {
+        // A job of a fanned-out pipeline: results to files, the verdict is
+        // the report's.
+        let mut write_error = None;
+        matrix::run_rows(&setup, &p.matrix, &chosen, &mut progress, &mut |r| {
+            if let Err(e) = fanout::write_result(dir, r) {
+                write_error.get_or_insert(e);
+            }
+        });
+        if let Some(e) = write_error {
+            return Err(e.into());
+        }
+        outln!(
+            "kmm ci: {} row(s) in {:.0}s, results in {}; `kmm ci report` merges them",
+            chosen.len(),
+            t0.elapsed().as_secs_f64(),
+            dir.display()
+        )?;
+        return Ok(0);
     }
-    match a.format {
+    let results = matrix::run_rows(&setup, &p.matrix, &chosen, &mut progress, &mut |_| {});
+    let rows = matrix::finish(&chosen, results)?;
+    // The whole list ran in this process: stale snapshots count.
+    let whole = p.whole && chosen.len() == p.rows.len();
+    let expected: Vec<PathBuf> = chosen
+        .iter()
+        .filter_map(|r| r.snapshot.as_ref().map(|s| setup.repo_root.join(s)))
+        .collect();
+    render_matrix(
+        &rows,
+        &Verdict {
+            format: a.format,
+            junit: a.junit,
+            stale_in: (whole && list.config.is_some()).then_some((&setup.snapshots, a.config)),
+            expected: &expected,
+            accept: a.accept,
+            t0,
+        },
+    )
+}
+
+/// How to render a finished matrix and decide the exit code.
+struct Verdict<'a> {
+    format: Format,
+    junit: Option<&'a Path>,
+    /// The snapshot root and boot config when stale snapshots count.
+    stale_in: Option<(&'a PathBuf, &'a str)>,
+    expected: &'a [PathBuf],
+    accept: bool,
+    t0: Instant,
+}
+
+/// The matrix as `kmm ci` and `kmm ci report` show it: JUnit first, the
+/// table or JSON, stale snapshots; 1 when a row failed.
+fn render_matrix(rows: &[kmm_ci::Row], v: &Verdict<'_>) -> anyhow::Result<u8> {
+    // The JUnit of a long run first: stdout may be gone (`kmm ci | head`).
+    if let Some(p) = v.junit {
+        write_atomic(p, kmm_ci::junit::render("kmm ci", rows).as_bytes())?;
+    }
+    match v.format {
         Format::Human => {
-            out!("{}", kmm_ci::render_table(&rows))?;
+            out!("{}", kmm_ci::render_table(rows))?;
             outln!(
                 "kmm ci: {} rows in {:.0}s",
                 rows.len(),
-                t0.elapsed().as_secs_f64()
+                v.t0.elapsed().as_secs_f64()
             )?;
         }
-        Format::Json => outln!("{}", serde_json::to_string_pretty(&rows)?)?,
+        Format::Json => outln!("{}", serde_json::to_string_pretty(rows)?)?,
     }
-    // Stale snapshots only mean something when the whole series booted.
-    let whole = mx.boot.is_some() && a.commits.is_none() && a.touching.is_empty();
-    let stale = if whole {
-        kmm_ci::stale_snapshots(&setup.snapshots, a.config, &out.expected_snapshots)
-    } else {
-        Vec::new()
+    let stale = match v.stale_in {
+        Some((snapshots, config)) => kmm_ci::stale_snapshots(snapshots, config, v.expected),
+        None => Vec::new(),
     };
     for p in &stale {
-        if a.accept {
+        if v.accept {
             std::fs::remove_file(p).with_context(|| format!("remove {}", p.display()))?;
             outln!("removed stale snapshot {}", p.display())?;
         } else {
@@ -817,8 +911,48 @@ fn ci_cmd(cli: &Cli, a: &CiArgs<'_>) -> anyhow::Result<u8> {
             )?;
         }
     }
-    let failed = rows.iter().any(|r| r.failed) || (!a.accept && !stale.is_empty());
+    let failed = rows.iter().any(|r| r.failed) || (!v.accept && !stale.is_empty());
     Ok(if failed { EXIT_FINDINGS } else { 0 })
+}
+
+/// `kmm ci report DIR...`.
+fn report_cmd(
+    cli: &Cli,
+    dirs: &[PathBuf],
+    format: Format,
+    junit: Option<&Path>,
+) -> anyhow::Result<u8> {
+    let t0 = Instant::now();
+    let (list, results) = kmm_ci::fanout::read(dirs)?;
+    let rows = kmm_ci::matrix::finish(&list.rows, results)?;
+    // Stale snapshots need the repository; the report may run without.
+    let root = find_repo(cli.repo.clone()).ok();
+    let snapshots = root.as_ref().map(|r| {
+        let current =
+            manifest::load(&r.join("patches/series.toml"), r).map_or(list.version, |m| m.version);
+        kmm_ci::snapshot_root(r, list.version, current)
+    });
+    let expected: Vec<PathBuf> = list
+        .rows
+        .iter()
+        .filter_map(|r| Some(root.as_ref()?.join(r.snapshot.as_ref()?)))
+        .collect();
+    let config = list.config.clone().unwrap_or_default();
+    let stale_in = match (&snapshots, list.whole && list.config.is_some()) {
+        (Some(s), true) => Some((s, config.as_str())),
+        _ => None,
+    };
+    render_matrix(
+        &rows,
+        &Verdict {
+            format,
+            junit,
+            stale_in,
+            expected: &expected,
+            accept: false,
+            t0,
+        },
+    )
 }
 
 fn run(cli: Cli) -> anyhow::Result<u8> {
@@ -843,23 +977,39 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             junit,
             accept,
             jobs,
-        } => ci_cmd(
-            &cli,
-            &CiArgs {
-                config,
-                commit_plan,
-                tip_plan,
-                targets,
-                version: *version,
-                commits: *commits,
-                dry_run: *dry_run,
-                touching,
-                format: *format,
-                junit: junit.as_deref(),
-                accept: *accept,
-                jobs: *jobs,
-            },
-        ),
+            list,
+            rows,
+            shard,
+            results,
+            sub,
+        } => match sub {
+            Some(CiSub::Report {
+                dirs,
+                format,
+                junit,
+            }) => report_cmd(&cli, dirs, *format, junit.as_deref()),
+            None => ci_cmd(
+                &cli,
+                &CiArgs {
+                    config,
+                    commit_plan,
+                    tip_plan,
+                    targets,
+                    version: *version,
+                    commits: *commits,
+                    dry_run: *dry_run,
+                    list: *list,
+                    rows,
+                    shard: *shard,
+                    results: results.as_deref(),
+                    touching,
+                    format: *format,
+                    junit: junit.as_deref(),
+                    accept: *accept,
+                    jobs: *jobs,
+                },
+            ),
+        },
         Cmd::Build {
             commit,
             config,
