@@ -194,18 +194,21 @@ pub fn dirs_of<S: AsRef<str>>(paths: &[S]) -> Vec<String> {
     out
 }
 
+/// Whether `s` matches the glob `p`: `*` any run of characters, `/`
+/// included, `?` one character.
+fn glob(p: &[char], s: &[char]) -> bool {
+    match p.split_first() {
+        None => s.is_empty(),
+        Some(('*', rest)) => (0..=s.len()).any(|i| glob(rest, &s[i..])),
+        Some(('?', rest)) => !s.is_empty() && glob(rest, &s[1..]),
+        Some((c, rest)) => s.first() == Some(c) && glob(rest, &s[1..]),
+    }
+}
+
 /// Whether `path` matches `pattern`, a glob with `*` (any run of
 /// characters, `/` included) and `?` (one character), tried against the
 /// whole path and against its file name.
 pub fn path_matches(pattern: &str, path: &str) -> bool {
-    fn glob(p: &[char], s: &[char]) -> bool {
-        match p.split_first() {
-            None => s.is_empty(),
-            Some(('*', rest)) => (0..=s.len()).any(|i| glob(rest, &s[i..])),
-            Some(('?', rest)) => !s.is_empty() && glob(rest, &s[1..]),
-            Some((c, rest)) => s.first() == Some(c) && glob(rest, &s[1..]),
-        }
-    }
     let p: Vec<char> = pattern.chars().collect();
     let name = path.rsplit('/').next().unwrap_or(path);
     [path, name]
@@ -806,15 +809,28 @@ pub fn select(
     if ids.is_empty() || ids.iter().any(|i| i == "all") {
         return Ok(rows.to_vec());
     }
-    // In list order, whatever the order asked.
-    for id in ids {
+    let is_pattern = |id: &str| id.contains(['*', '?']);
+    let matches = |id: &str, r: &RowSpec| {
+        if is_pattern(id) {
+            glob(
+                &id.chars().collect::<Vec<_>>(),
+                &r.id.chars().collect::<Vec<_>>(),
+            )
+        } else {
+            r.id == id
+        }
+    };
+    // An exact id must exist; a pattern may match nothing (the CI job of a
+    // target this list has no rows of).
+    for id in ids.iter().filter(|i| !is_pattern(i)) {
         if !rows.iter().any(|r| &r.id == id) {
             return Err(CiError::NoRow(id.clone()));
         }
     }
+    // In list order, whatever the order asked.
     Ok(rows
         .iter()
-        .filter(|r| ids.contains(&r.id))
+        .filter(|r| ids.iter().any(|id| matches(id, r)))
         .cloned()
         .collect())
 }
@@ -1172,6 +1188,16 @@ mod tests {
             .to_string();
         assert!(e.contains("nope: no such row"), "{e}");
         assert_eq!(select(&rows, &["all".into()], None).unwrap().len(), 6);
+        // Patterns: one CI job per target.
+        let arm: Vec<String> = select(&rows, &["*/arm64/*".into()], None)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
+        assert_eq!(arm, ["0000-base/arm64/build", "0002-b/arm64/build"]);
+        assert!(select(&rows, &["*/s390/*".into()], None)
+            .unwrap()
+            .is_empty());
     }
 
     fn result(spec: &RowSpec, warnings: &[(&str, u32)]) -> RowResult {
