@@ -78,7 +78,7 @@ if run_pipeline "$scratch" "--commits 1..1 --tip-plan commit" "$out/fail.log"; t
 	echo "ci/gitlab-local.sh: the pipeline passed with an edited snapshot" >&2
 	exit 1
 fi
-if ! grep -q "report.*$(basename "$snap" .snap)" "$out/fail.log" || ! grep -q "snapshot CHANGED" "$out/fail.log"; then
+if ! grep -q "^report .*FAILED $row: snapshot CHANGED" "$out/fail.log"; then
 	tail -40 "$out/fail.log"
 	echo "ci/gitlab-local.sh: the failing pipeline's report does not name $row" >&2
 	exit 1

@@ -996,7 +996,14 @@ pub fn render_table(rows: &[Row]) -> String {
             r.seconds
         );
         if r.failed {
-            let _ = writeln!(s, "    FAILED: {}", r.reason());
+            let _ = writeln!(
+                s,
+                "    FAILED {}/{}/{}: {}",
+                r.label,
+                r.target,
+                r.plan,
+                r.reason()
+            );
         } else if let Some(diff) = &r.flaky {
             let _ = writeln!(
                 s,
