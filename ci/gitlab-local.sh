@@ -50,7 +50,7 @@ import json, sys
 def rows(p):
     out = []
     for r in json.load(open(p)):
-        for k in ("seconds", "first_ktap_secs", "console_log"):
+        for k in ("seconds", "build_secs", "boot_secs", "first_ktap_secs", "console_log"):
             r.pop(k, None)
         out.append(r)
     return out

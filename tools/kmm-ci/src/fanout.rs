@@ -176,3 +176,88 @@ pub fn read(dirs: &[PathBuf]) -> Result<(ListFile, Vec<RowResult>), FanoutError>
     };
     Ok((list, results))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Row;
+
+    fn spec(id: &str) -> RowSpec {
+        RowSpec {
+            id: id.into(),
+            label: "0000-base".into(),
+            commit: "abc".into(),
+            target: "kvm-mm".into(),
+            plan: "commit".into(),
+            boot: true,
+            main: true,
+            refresh: vec![],
+            warning_dirs: vec!["virt/kvm/".into()],
+            snapshot: Some("selftests/snapshots/kvm-mm/commit/0000-base.snap".into()),
+        }
+    }
+
+    fn list(ids: &[&str]) -> ListFile {
+        ListFile {
+            version: 2,
+            config: Some("kvm-mm".into()),
+            whole: false,
+            rows: ids.iter().map(|i| spec(i)).collect(),
+        }
+    }
+
+    #[test]
+    fn results_round_trip_through_nested_artifact_dirs() {
+        let d = tempfile::tempdir().unwrap();
+        let log = d.path().join("boot.log");
+        std::fs::write(&log, "KTAP version 1\n").unwrap();
+        write_list(d.path(), &list(&["0000-base/kvm-mm/commit"])).unwrap();
+        let mut row = Row::unbooted("0000-base", "abc", "kvm-mm", "commit");
+        row.console_log = Some(log);
+        let r = RowResult {
+            id: "0000-base/kvm-mm/commit".into(),
+            row,
+            warnings: vec![kmm_build::Warning {
+                file: "virt/kvm/x.c".into(),
+                line: 3,
+                message: "m".into(),
+            }],
+        };
+        let job = d.path().join("kvm-mm");
+        write_result(&job, &r).unwrap();
+        assert!(job.join("0000-base__kvm-mm__commit.result.json").is_file());
+        let copied = job.join("0000-base__kvm-mm__commit.console.log");
+        assert_eq!(std::fs::read_to_string(copied).unwrap(), "KTAP version 1\n");
+        let (l, results) = read(&[d.path().to_path_buf()]).unwrap();
+        assert_eq!(l, list(&["0000-base/kvm-mm/commit"]));
+        assert_eq!(results.len(), 1);
+        assert_eq!(results[0].warnings, r.warnings);
+        // The console log is named relative to the result.
+        assert_eq!(
+            results[0].row.console_log.as_deref(),
+            Some(Path::new("0000-base__kvm-mm__commit.console.log"))
+        );
+        // Nothing half-written is left beside them.
+        let names: Vec<String> = std::fs::read_dir(&job)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(names.iter().all(|n| !n.starts_with(".kmm-")), "{names:?}");
+    }
+
+    #[test]
+    fn bad_result_dirs_are_errors() {
+        let d = tempfile::tempdir().unwrap();
+        let e = read(&[d.path().to_path_buf()]).unwrap_err().to_string();
+        assert!(e.contains("no list.json in "), "{e}");
+        write_list(d.path(), &list(&["a/kvm-mm/commit"])).unwrap();
+        let other = d.path().join("job");
+        write_list(&other, &list(&["b/kvm-mm/commit"])).unwrap();
+        let e = read(&[d.path().to_path_buf()]).unwrap_err().to_string();
+        assert!(e.contains("two different row lists"), "{e}");
+        std::fs::remove_dir_all(&other).unwrap();
+        std::fs::write(d.path().join("x.result.json"), "{").unwrap();
+        let e = read(&[d.path().to_path_buf()]).unwrap_err().to_string();
+        assert!(e.contains("x.result.json: not a kmm ci result"), "{e}");
+    }
+}

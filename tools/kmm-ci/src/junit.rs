@@ -117,6 +117,8 @@ mod tests {
             snapshot: "match".into(),
             snapshot_diff: None,
             seconds: 1.5,
+            build_secs: 1.0,
+            boot_secs: 0.5,
             first_ktap_secs: Some(1.2),
             flaky: None,
             retries: Vec::new(),

@@ -799,6 +799,12 @@ pub struct Row {
     pub retries: Vec<String>,
     /// Seconds for build, selftests and boot.
     pub seconds: f64,
+    /// Seconds of the kernel build (0 when reused).
+    #[serde(default)]
+    pub build_secs: f64,
+    /// Seconds of QEMU for the boot the result is from.
+    #[serde(default)]
+    pub boot_secs: f64,
     /// Seconds from starting QEMU to the first KTAP line.
     pub first_ktap_secs: Option<f64>,
     /// The console log of the boot the result is from.
@@ -869,6 +875,8 @@ impl Row {
             flaky: run.flaky.clone(),
             retries: run.retries.iter().map(|r| (*r).to_string()).collect(),
             seconds: (run.built.duration + run.selftests_time + run.boot.elapsed).as_secs_f64(),
+            build_secs: run.built.duration.as_secs_f64(),
+            boot_secs: run.boot.elapsed.as_secs_f64(),
             first_ktap_secs: run.first_ktap.map(|d| d.as_secs_f64()),
             console_log: Some(run.console_log.clone()),
             failed,
@@ -885,6 +893,7 @@ impl Row {
             failed: !new.is_empty(),
             new_warnings: new,
             seconds: built.duration.as_secs_f64(),
+            build_secs: built.duration.as_secs_f64(),
             ..Row::unbooted(label, &built.commit, &built.config, BUILD_PLAN)
         }
     }
@@ -910,6 +919,8 @@ impl Row {
             flaky: None,
             retries: Vec::new(),
             seconds: 0.0,
+            build_secs: 0.0,
+            boot_secs: 0.0,
             first_ktap_secs: None,
             console_log: None,
             failed: false,

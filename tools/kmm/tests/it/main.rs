@@ -396,3 +396,95 @@ fn progress_is_shown_on_a_terminal_only() {
     assert_eq!(out.status.code(), Some(0));
     assert!(!stderr(&out).contains("importing"), "{}", stderr(&out));
 }
+
+#[test]
+fn ci_report_merges_results_and_names_a_missing_row() {
+    let d = tempfile::tempdir().unwrap();
+    let spec = |label: &str| {
+        serde_json::json!({
+            "id": format!("{label}/kvm-mm/commit"), "label": label, "commit": "abc",
+            "target": "kvm-mm", "plan": "commit", "boot": true, "main": true,
+            "refresh": [], "warning_dirs": ["virt/kvm/"], "snapshot": null
+        })
+    };
+    let list = serde_json::json!({
+        "version": 1, "config": "kvm-mm", "whole": false,
+        "rows": [spec("0000-base"), spec("0001-KVM-a")]
+    });
+    std::fs::write(d.path().join("list.json"), list.to_string()).unwrap();
+    let row = |label: &str, warnings: serde_json::Value| {
+        serde_json::json!({
+            "id": format!("{label}/kvm-mm/commit"),
+            "row": {
+                "label": label, "commit": "abc", "target": "kvm-mm", "config": "kvm-mm",
+                "plan": "commit", "build": "ok", "error": null, "kvm_warnings": 0,
+                "new_warnings": [], "boot": "powered off", "tests": "1/1", "failures": [],
+                "splats": [], "snapshot": "match", "snapshot_diff": null, "flaky": null,
+                "retries": [], "seconds": 1.0, "first_ktap_secs": null, "failed": false
+            },
+            "warnings": warnings
+        })
+    };
+    let job = d.path().join("rows-kvm-mm");
+    std::fs::create_dir(&job).unwrap();
+    std::fs::write(
+        job.join("0000-base__kvm-mm__commit.result.json"),
+        row("0000-base", serde_json::json!([])).to_string(),
+    )
+    .unwrap();
+    let report = |dir: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_kmm"))
+            .current_dir(d.path())
+            .args(["ci", "report"])
+            .arg(dir)
+            .arg("--junit")
+            .arg(d.path().join("junit.xml"))
+            .output()
+            .unwrap()
+    };
+    // Patch 1's job did not finish: its row fails by name.
+    let out = report(d.path());
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("    FAILED 0001-KVM-a/kvm-mm/commit: build: no result for row 0001-KVM-a/kvm-mm/commit"),
+        "{text}"
+    );
+    let junit = std::fs::read_to_string(d.path().join("junit.xml")).unwrap();
+    assert!(
+        junit.contains("tests=\"2\"") && junit.contains("failures=\"1\""),
+        "{junit}"
+    );
+    // With it, and a W=1 warning it adds in virt/kvm/: the report counts it.
+    std::fs::write(
+        job.join("0001-KVM-a__kvm-mm__commit.result.json"),
+        row(
+            "0001-KVM-a",
+            serde_json::json!([{"file": "virt/kvm/a.c", "line": 7, "message": "unused"}]),
+        )
+        .to_string(),
+    )
+    .unwrap();
+    let out = report(d.path());
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains("FAILED 0001-KVM-a/kvm-mm/commit: adds W=1 warning: virt/kvm/a.c:7: unused"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    // A result of a row the list does not have is an error.
+    std::fs::write(
+        job.join("0009-x__kvm-mm__commit.result.json"),
+        row("0009-x", serde_json::json!([])).to_string(),
+    )
+    .unwrap();
+    let out = report(d.path());
+    assert_eq!(out.status.code(), Some(2));
+    let e = stderr(&out);
+    assert_eq!(e.lines().count(), 1, "{e}");
+    assert!(
+        e.contains("0009-x/kvm-mm/commit: a result for a row that is not in the list"),
+        "{e}"
+    );
+}
