@@ -46,6 +46,11 @@ impl BoundedLog {
         }
     }
 
+    /// The kept lines, oldest first.
+    pub(crate) fn lines(&self) -> impl DoubleEndedIterator<Item = &String> {
+        self.head.iter().chain(self.tail.iter())
+    }
+
     /// The kept lines, with a marker where lines were dropped, and the
     /// number dropped.
     pub(crate) fn into_parts(self) -> (Vec<String>, usize) {

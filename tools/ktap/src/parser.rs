@@ -725,7 +725,12 @@ impl Parser {
             } else {
                 Status::Missing
             };
-            let pending = if status == Status::Crashed {
+            // The first test not reported is the one that was running or
+            // about to: it gets what was printed since the last result,
+            // and with it the name the runner announced.
+            let pending = if number == first && Self::announced(&f.pending).is_some() {
+                mem::take(&mut f.pending)
+            } else if status == Status::Crashed {
                 mem::take(&mut f.pending)
             } else {
                 BoundedLog::default()
@@ -735,6 +740,19 @@ impl Parser {
             }
         }
         f.next_number = plan.saturating_add(1);
+    }
+
+    /// The name the kselftest runner announced for the test it was about
+    /// to run (`# selftests: kvm: NAME` before the test's output): the
+    /// name its result line would have carried.
+    fn announced(log: &BoundedLog) -> Option<String> {
+        log.lines().rev().find_map(|l| {
+            let t = l.trim_start_matches(['#', ' ', '\t']);
+            let (dir, name) = t.strip_prefix("selftests: ")?.split_once(": ")?;
+            let name = name.trim();
+            let plain = |s: &str| !s.is_empty() && !s.contains(char::is_whitespace);
+            (plain(dir) && plain(name)).then(|| format!("selftests: {dir}: {name}"))
+        })
     }
 
     /// Appends a made-up test; `false` once the budget is spent.
@@ -751,9 +769,11 @@ impl Parser {
             return false;
         }
         self.synthesized += 1;
+        // A test the runner announced keeps that name.
+        let name = Self::announced(&log).unwrap_or_default();
         let (log, log_dropped) = log.into_parts();
         into.push(Node {
-            name: String::new(),
+            name,
             number,
             status,
             directive: None,
@@ -848,15 +868,13 @@ impl Parser {
         }
         let mut root = mem::take(&mut self.root);
         if innermost && evidence && root.plan.is_some_and(|p| root.next_number <= p) {
+            let test = match Self::announced(&root.pending) {
+                Some(name) => format!("test #{} ({name})", root.next_number),
+                None => format!("test #{}", root.next_number),
+            };
             let msg = match cause {
-                Cause::Panic(l) => format!(
-                    "test #{} crashed, kernel panic at line {l}",
-                    root.next_number
-                ),
-                _ => format!(
-                    "test #{} crashed, input ended after a kernel oops",
-                    root.next_number
-                ),
+                Cause::Panic(l) => format!("{test} crashed, kernel panic at line {l}"),
+                _ => format!("{test} crashed, input ended after a kernel oops"),
             };
             self.diag(self.line_no, Severity::Error, msg);
         }
@@ -988,6 +1006,43 @@ mod tests {
             (report.counts.pass, report.counts.fail, report.counts.skip),
             (3, 1, 2)
         );
+    }
+
+    #[test]
+    fn an_announced_test_that_never_reports_has_its_name() {
+        let head = "TAP version 13\n1..3\n# selftests: kvm: a_test\nok 1 selftests: kvm: a_test\n\
+                    # selftests: kvm: kvm_clock_test\n# ==== Test Assertion Failure ====\n";
+        // The kernel dies inside it: crashed, by name.
+        let report = parse_str(&format!(
+            "{head}Kernel panic - not syncing: Fatal exception\n"
+        ));
+        assert_eq!(
+            statuses(&report),
+            [
+                s("selftests: kvm: a_test", Status::Pass),
+                s("selftests: kvm: kvm_clock_test", Status::Crashed),
+                s("#3", Status::Missing),
+            ]
+        );
+        assert!(report.diagnostics.iter().any(|d| d.message
+            == "test #2 (selftests: kvm: kvm_clock_test) crashed, kernel panic at line 7"));
+        let human = report.render_human();
+        assert!(
+            human.contains("\ncrashed in: selftests: kvm: kvm_clock_test\n"),
+            "{human}"
+        );
+        // The log just ends: missing, by name, with what it printed.
+        let report = parse_str(head);
+        assert_eq!(
+            statuses(&report)[1],
+            s("selftests: kvm: kvm_clock_test", Status::Missing)
+        );
+        let n = report.find("selftests: kvm: kvm_clock_test").unwrap();
+        assert_eq!(
+            n.log.last().map(String::as_str),
+            Some("# ==== Test Assertion Failure ====")
+        );
+        assert!(!report.render_human().contains("crashed in:"));
     }
 
     #[test]

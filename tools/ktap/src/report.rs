@@ -447,6 +447,18 @@ impl Report {
                 .collect();
             let _ = writeln!(out, "{}", breakdown.join(", "));
         }
+        // Where the kernel died: the innermost crashed tests, by name.
+        let died: Vec<String> = self
+            .iter()
+            .filter(|t| {
+                t.node.status == Status::Crashed
+                    && !t.node.subtests.iter().any(|s| s.status == Status::Crashed)
+            })
+            .map(|t| t.path)
+            .collect();
+        if !died.is_empty() {
+            let _ = writeln!(out, "crashed in: {}", died.join(", "));
+        }
         let _ = writeln!(
             out,
             "{} passed, {} failed, {} skipped",
