@@ -728,9 +728,9 @@ impl Parser {
             // The first test not reported is the one that was running or
             // about to: it gets what was printed since the last result,
             // and with it the name the runner announced.
-            let pending = if number == first && Self::announced(&f.pending).is_some() {
-                mem::take(&mut f.pending)
-            } else if status == Status::Crashed {
+            let running = status == Status::Crashed
+                || (number == first && Self::announced(&f.pending).is_some());
+            let pending = if running {
                 mem::take(&mut f.pending)
             } else {
                 BoundedLog::default()
