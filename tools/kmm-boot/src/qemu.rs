@@ -32,7 +32,7 @@ use std::io::{self, BufWriter, Read, Write};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc::{self, RecvTimeoutError, Sender};
+use std::sync::mpsc::{self, RecvTimeoutError, SyncSender};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -53,6 +53,14 @@ const STDERR_KEEP: usize = 16 * 1024;
 const POLL: Duration = Duration::from_millis(20);
 /// How long to wait for more console output after QEMU is gone.
 const DRAIN_LIMIT: Duration = Duration::from_secs(2);
+/// Longest the runner spends on console output after QEMU is stopped.
+const DRAIN_TOTAL: Duration = Duration::from_secs(5);
+/// Console events in flight between the reader threads and the runner:
+/// when the runner falls behind, the readers (and so QEMU's serial port)
+/// wait, so a flood costs no memory.
+const CHANNEL_EVENTS: usize = 1024;
+/// Default [`QemuConfig::max_log_bytes`].
+pub const MAX_LOG_BYTES: u64 = 64 << 20;
 /// How long to keep reaping orphaned group members after SIGKILL.
 const ORPHAN_LIMIT: Duration = Duration::from_secs(5);
 
@@ -150,6 +158,9 @@ pub struct QemuConfig {
     pub kill_grace: Duration,
     /// File receiving every console line, if any.
     pub console_log: Option<PathBuf>,
+    /// Most bytes written to the console log; then one line says it was
+    /// truncated (the lines still go to the parser and splat detector).
+    pub max_log_bytes: u64,
     /// Line printed by `/init` before the tests.
     pub start_marker: String,
     /// Line printed by `/init` after the tests.
@@ -178,6 +189,7 @@ impl QemuConfig {
             poweroff_grace: Duration::from_secs(30),
             kill_grace: Duration::from_secs(5),
             console_log: None,
+            max_log_bytes: MAX_LOG_BYTES,
             start_marker: START_MARKER.to_owned(),
             end_marker: END_MARKER.to_owned(),
         }
@@ -303,6 +315,11 @@ pub struct BootReport {
     pub lines: usize,
     /// Kernel splats seen on the console.
     pub splats: Vec<Splat>,
+    /// Splats seen but not kept (past [`crate::splat::MAX_SPLATS`]).
+    pub splats_dropped: usize,
+    /// Console lines not written to the console log (past
+    /// [`QemuConfig::max_log_bytes`]).
+    pub log_lines_dropped: usize,
     /// The tail of QEMU's standard error.
     pub qemu_stderr: String,
     /// QEMU's PID, which is also its process group ID.
@@ -403,7 +420,7 @@ enum Event {
 }
 
 /// Splits a pipe into lines and sends them until EOF or until nobody listens.
-fn read_lines(mut src: impl Read, stream: Stream, tx: &Sender<Event>) {
+fn read_lines(mut src: impl Read, stream: Stream, tx: &SyncSender<Event>) {
     let mut buf = vec![0u8; 8192];
     let mut pending: Vec<u8> = Vec::new();
     let send_line = |pending: &mut Vec<u8>| {
@@ -503,6 +520,7 @@ impl<'m> Console<'m> {
     }
 
     fn into_report(self, outcome: Outcome, elapsed: Duration, pid: Option<u32>) -> BootReport {
+        let (splats, splats_dropped) = self.detector.finish_counted();
         BootReport {
             outcome,
             elapsed,
@@ -510,7 +528,9 @@ impl<'m> Console<'m> {
             start_marker: self.start,
             end_marker: self.end,
             lines: self.lines,
-            splats: self.detector.finish(),
+            splats,
+            splats_dropped,
+            log_lines_dropped: 0,
             qemu_stderr: self.stderr,
             qemu_pid: pid,
         }
@@ -658,14 +678,17 @@ enum Stop {
     Stalled(Duration),
 }
 
-/// The console log file.
+/// The console log file, capped at a size.
 struct ConsoleLog {
     path: PathBuf,
     out: BufWriter<File>,
+    written: u64,
+    max: u64,
+    dropped: usize,
 }
 
 impl ConsoleLog {
-    fn create(path: &PathBuf) -> Result<Self, BootError> {
+    fn create(path: &PathBuf, max: u64) -> Result<Self, BootError> {
         let file = File::create(path).map_err(|source| BootError::CreateLog {
             path: path.clone(),
             source,
@@ -673,6 +696,9 @@ impl ConsoleLog {
         Ok(Self {
             path: path.clone(),
             out: BufWriter::new(file),
+            written: 0,
+            max,
+            dropped: 0,
         })
     }
 
@@ -684,6 +710,20 @@ impl ConsoleLog {
     }
 
     fn line(&mut self, text: &str) -> Result<(), BootError> {
+        let len = text.len() as u64 + 1;
+        if self.written + len > self.max {
+            if self.dropped == 0 {
+                writeln!(
+                    self.out,
+                    "[kmm: console log truncated after {} bytes; later lines are not kept]",
+                    self.written
+                )
+                .map_err(|e| self.error(e))?;
+            }
+            self.dropped += 1;
+            return Ok(());
+        }
+        self.written += len;
         writeln!(self.out, "{text}").map_err(|e| self.error(e))
     }
 
@@ -728,7 +768,7 @@ fn run(config: &QemuConfig, on_line: &mut dyn FnMut(&str)) -> Result<BootReport,
     let log = config
         .console_log
         .as_ref()
-        .map(ConsoleLog::create)
+        .map(|p| ConsoleLog::create(p, config.max_log_bytes))
         .transpose()?;
     let start = Instant::now();
     let console = Console::new(&config.start_marker, &config.end_marker);
@@ -753,7 +793,7 @@ fn run(config: &QemuConfig, on_line: &mut dyn FnMut(&str)) -> Result<BootReport,
     let pid = child.id();
     let mut group = ProcessGroup::new(child, config.kill_grace);
 
-    let (tx, rx) = mpsc::channel();
+    let (tx, rx) = mpsc::sync_channel(CHANNEL_EVENTS);
     let mut run = Run {
         start,
         console,
@@ -823,13 +863,21 @@ fn run(config: &QemuConfig, on_line: &mut dyn FnMut(&str)) -> Result<BootReport,
     // Collect what QEMU wrote before it went away. The pipes close once
     // the group is dead, unless a process outside it holds them: then give
     // up after DRAIN_LIMIT without output.
+    // Bounded in total too: a flood that was cut off must not be replayed
+    // for as long as it ran.
+    let drain_end = Instant::now() + DRAIN_TOTAL;
     while run.open_streams > 0 {
-        match rx.recv_timeout(DRAIN_LIMIT) {
+        let left = drain_end.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        match rx.recv_timeout(DRAIN_LIMIT.min(left)) {
             Ok(event) => run.handle(event, on_line)?,
             Err(_) => break,
         }
     }
     run.flush()?;
+    let log_lines_dropped = run.log.as_ref().map_or(0, |l| l.dropped);
 
     let outcome = if run.console.panic.is_some() {
         Outcome::Panicked
@@ -846,7 +894,9 @@ fn run(config: &QemuConfig, on_line: &mut dyn FnMut(&str)) -> Result<BootReport,
             },
         }
     };
-    Ok(run.console.into_report(outcome, start.elapsed(), Some(pid)))
+    let mut report = run.console.into_report(outcome, start.elapsed(), Some(pid));
+    report.log_lines_dropped = log_lines_dropped;
+    Ok(report)
 }
 
 #[cfg(test)]
@@ -875,7 +925,7 @@ mod tests {
 
     #[test]
     fn reader_splits_lines_and_strips_cr() {
-        let (tx, rx) = mpsc::channel();
+        let (tx, rx) = mpsc::sync_channel(CHANNEL_EVENTS);
         let long = "x".repeat(MAX_LINE_BYTES + 10);
         let input = format!("a\r\nb\n{long}\ntail");
         read_lines(input.as_bytes(), Stream::Stdout, &tx);

@@ -288,7 +288,13 @@ pub struct SplatDetector {
     lines: usize,
     open: Option<Splat>,
     done: Vec<Splat>,
+    dropped: usize,
 }
+
+/// Most splats a detector keeps; later ones are only counted
+/// ([`SplatDetector::dropped`]), so a WARN storm cannot exhaust memory.
+/// A splat that ends the boot (a panic) is always kept.
+pub const MAX_SPLATS: usize = 1000;
 
 impl Default for SplatDetector {
     fn default() -> Self {
@@ -309,6 +315,7 @@ impl SplatDetector {
             lines: 0,
             open: None,
             done: Vec::new(),
+            dropped: 0,
         }
     }
 
@@ -368,15 +375,28 @@ impl SplatDetector {
 
     fn close(&mut self) {
         if let Some(open) = self.open.take() {
-            self.done.push(open);
+            self.keep(open);
         }
     }
 
     fn close_truncated(&mut self) {
         if let Some(mut open) = self.open.take() {
             open.truncated = true;
-            self.done.push(open);
+            self.keep(open);
         }
+    }
+
+    fn keep(&mut self, splat: Splat) {
+        if self.done.len() < MAX_SPLATS || splat.kind.ends_boot() {
+            self.done.push(splat);
+        } else {
+            self.dropped += 1;
+        }
+    }
+
+    /// Splats past [`MAX_SPLATS`] that were counted but not kept.
+    pub fn dropped(&self) -> usize {
+        self.dropped
     }
 
     /// Returns the number of lines consumed.
@@ -398,9 +418,14 @@ impl SplatDetector {
     ///
     /// A splat cut off by the end of the log keeps `truncated == false`:
     /// only the line bound sets it.
-    pub fn finish(mut self) -> Vec<Splat> {
+    pub fn finish(self) -> Vec<Splat> {
+        self.finish_counted().0
+    }
+
+    /// [`SplatDetector::finish`], with the number of splats dropped.
+    pub fn finish_counted(mut self) -> (Vec<Splat>, usize) {
         self.close();
-        self.done
+        (self.done, self.dropped)
     }
 }
 

@@ -196,3 +196,53 @@ fn panicking_callback_still_reaps_the_group() {
     );
     assert_group_gone(pid.get().unwrap());
 }
+
+/// Boots counting lines instead of keeping them.
+fn boot_counting(config: QemuConfig) -> (BootReport, usize) {
+    let mut n = 0usize;
+    let report = Qemu::new(config).boot(&mut |_: &str| n += 1).unwrap();
+    (report, n)
+}
+
+#[test]
+fn a_console_flood_stops_on_time_with_a_capped_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path(), "flood.sh");
+    c.boot_timeout = Duration::from_secs(2);
+    c.max_log_bytes = 1 << 20;
+    let t = Instant::now();
+    let (report, lines) = boot_counting(c);
+    let took = t.elapsed();
+    // The timeout, the kill grace and the bounded drain, nothing more.
+    assert!(took < Duration::from_secs(9), "took {took:?}");
+    assert!(
+        matches!(report.outcome, Outcome::Timeout { .. }),
+        "{:?}",
+        report.outcome
+    );
+    assert!(lines > 10_000, "{lines} lines");
+    let log = fs::read_to_string(dir.path().join("console.log")).unwrap();
+    assert!(log.len() <= (1 << 20) + 200, "{} bytes", log.len());
+    assert!(
+        log.trim_end().ends_with(
+            "[kmm: console log truncated after 1048530 bytes; later lines are not kept]"
+        ) || log.contains("[kmm: console log truncated after "),
+        "{}",
+        &log[log.len().saturating_sub(200)..]
+    );
+    assert!(report.log_lines_dropped > 0);
+    assert_group_gone(report.qemu_pid.unwrap());
+}
+
+#[test]
+fn a_warn_storm_keeps_a_bounded_number_of_splats() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path(), "warn-storm.sh");
+    c.boot_timeout = Duration::from_secs(2);
+    c.max_log_bytes = 1 << 20;
+    let (report, _) = boot_counting(c);
+    assert_eq!(report.splats.len(), kmm_boot::splat::MAX_SPLATS);
+    assert!(report.splats_dropped > 0);
+    assert!(report.splats.iter().all(|s| s.kind == SplatKind::Warning));
+    assert_group_gone(report.qemu_pid.unwrap());
+}
