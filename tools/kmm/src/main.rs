@@ -565,7 +565,16 @@ fn parse_cmd(file: Option<&Path>, format: Format) -> anyhow::Result<u8> {
     };
     match format {
         Format::Human => out!("{}", report.render_human())?,
-        Format::Json => outln!("{}", report.to_json())?,
+        Format::Json => {
+            // Streamed: a 100k-test report is never a JSON tree in memory.
+            use std::io::Write as _;
+            let mut o = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+            report
+                .write_json(&mut o, true)
+                .and_then(|()| writeln!(o))
+                .and_then(|()| o.flush())
+                .map_err(StdoutError)?;
+        }
     }
     Ok(if report.failed() || report.tests.is_empty() {
         EXIT_FINDINGS

@@ -30,7 +30,8 @@
 //!
 //! - **Parsing never fails.** Every entry point returns a [`Report`]; input
 //!   that is not KTAP becomes diagnostics, never an error or a panic.
-//! - **Streaming.** [`Parser`] is a push parser; it keeps one frame per open
+//! - **Streaming.** [`Report::write_json`] streams the JSON report
+//!   without building it in memory. [`Parser`] is a push parser; it keeps one frame per open
 //!   test and never the raw lines, so its memory is bounded by the nesting
 //!   depth (at most 64 levels are followed) plus the result tree. Kept log
 //!   lines are capped per test ([`Options::max_log_lines`], first and last
@@ -56,6 +57,12 @@
 //!   input ends (or panics) with tests open, they are [`Status::Crashed`];
 //!   the test that was running (the next one its parent's plan expects) is
 //!   `crashed` as well, and later planned tests are [`Status::Missing`].
+//!   A test the kselftest runner announced (`# selftests: kvm: NAME`) but
+//!   that never reported keeps that name, crashed or missing, and
+//!   [`Report::render_human`] says `crashed in: <path>`. A run of missing
+//!   tests (the rest of a plan, a numbering gap) is one [`Node`] standing
+//!   for `number..=last` ([`Node::last`], path `#N..#M`), so a plan of
+//!   `1..1000000` costs one node; [`Counts`] count every test of it.
 //!   `BUG:`/`Oops:` lines are noted, but as the kernel may survive them,
 //!   parsing goes on: if KTAP output resumes, the reported results stand.
 //!   If the top level ends early without such evidence, the unreported

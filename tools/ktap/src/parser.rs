@@ -535,6 +535,7 @@ impl Parser {
                     subtests: vec![],
                     log,
                     log_dropped,
+                    last: None,
                 }
             }
         };
@@ -656,6 +657,7 @@ impl Parser {
             subtests: f.children,
             log,
             log_dropped,
+            last: None,
         }
     }
 
@@ -689,6 +691,7 @@ impl Parser {
             subtests: f.children,
             log,
             log_dropped,
+            last: None,
         };
         self.add_child(node);
     }
@@ -719,25 +722,25 @@ impl Parser {
             );
             self.diag(self.line_no, Severity::Warning, msg);
         }
-        for number in first..=plan {
-            let status = if in_progress && number == first {
+        // The first test not reported is the one that was running or
+        // about to: it gets what was printed since the last result, and
+        // with it the name the runner announced. The rest are one run.
+        let mut rest = first;
+        if in_progress || Self::announced(&f.pending).is_some() {
+            let status = if in_progress {
                 Status::Crashed
             } else {
                 Status::Missing
             };
-            // The first test not reported is the one that was running or
-            // about to: it gets what was printed since the last result,
-            // and with it the name the runner announced.
-            let running = status == Status::Crashed
-                || (number == first && Self::announced(&f.pending).is_some());
-            let pending = if running {
-                mem::take(&mut f.pending)
+            let pending = mem::take(&mut f.pending);
+            if self.synthesize(&mut f.children, first, status, pending) {
+                rest = first.saturating_add(1);
             } else {
-                BoundedLog::default()
-            };
-            if !self.synthesize(&mut f.children, number, status, pending) {
-                break;
+                rest = u32::MAX;
             }
+        }
+        if rest <= plan {
+            self.synthesize_run(&mut f.children, rest, plan);
         }
         f.next_number = plan.saturating_add(1);
     }
@@ -753,6 +756,20 @@ impl Parser {
             let plain = |s: &str| !s.is_empty() && !s.contains(char::is_whitespace);
             (plain(dir) && plain(name)).then(|| format!("selftests: {dir}: {name}"))
         })
+    }
+
+    /// Appends made-up `missing` tests `first..=last`: one node for the
+    /// whole run.
+    fn synthesize_run(&mut self, into: &mut Vec<Node>, first: u32, last: u32) -> bool {
+        if !self.synthesize(into, first, Status::Missing, BoundedLog::default()) {
+            return false;
+        }
+        if last > first {
+            if let Some(n) = into.last_mut() {
+                n.last = Some(last);
+            }
+        }
+        true
     }
 
     /// Appends a made-up test; `false` once the budget is spent.
@@ -780,6 +797,7 @@ impl Parser {
             subtests: vec![],
             log,
             log_dropped,
+            last: None,
         });
         true
     }
@@ -810,11 +828,7 @@ impl Parser {
             self.diag(self.line_no, Severity::Warning, msg);
             if fill {
                 let mut children = mem::take(&mut self.top_mut().children);
-                for n in expected..number {
-                    if !self.synthesize(&mut children, n, Status::Missing, BoundedLog::default()) {
-                        break;
-                    }
-                }
+                self.synthesize_run(&mut children, expected, number - 1);
                 self.top_mut().children = children;
             }
         }
@@ -1120,14 +1134,29 @@ mod tests {
     #[test]
     fn truncated_top_level_is_missing_not_crashed() {
         let report = parse_str("KTAP version 1\n1..3\nok 1 a\n");
+        // Tests 2 and 3, as one run.
         assert_eq!(
             statuses(&report),
-            [
-                s("a", Status::Pass),
-                s("#2", Status::Missing),
-                s("#3", Status::Missing)
-            ]
+            [s("a", Status::Pass), s("#2..#3", Status::Missing)]
         );
+        assert_eq!(report.counts.missing, 2);
+    }
+
+    #[test]
+    fn runs_of_missing_tests_cost_one_node() {
+        // A 26-byte log that plans a million tests.
+        let report = parse_str("KTAP version 1\n1..1000000\n");
+        assert_eq!(statuses(&report), [s("#1..#1000000", Status::Missing)]);
+        assert_eq!(report.counts.missing, 1_000_000);
+        // Numbered 1, 1000, 1999, ...: one run per gap.
+        let mut log = String::from("KTAP version 1\n");
+        for i in 0..1000u32 {
+            log.push_str(&format!("ok {} t\n", 1 + 999 * i));
+        }
+        let report = parse_str(&log);
+        assert_eq!(report.tests.len(), 1999);
+        assert_eq!(report.counts.missing, 999 * 998);
+        assert_eq!(report.tests[1].path_segment(), "#2..#999");
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use std::fmt::{self, Write as _};
 
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 /// The outcome of one test.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -117,12 +117,20 @@ pub struct Node {
     pub log: Vec<String>,
     /// How many log lines were dropped to respect the cap.
     pub log_dropped: usize,
+    /// For a run of made-up `missing` tests, the number of the last one:
+    /// the node stands for tests `number..=last` (one node, however long
+    /// the run, so that a plan of `1..1000000` costs one node).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last: Option<u32>,
 }
 
 impl Node {
-    /// The name used in paths: the name, or `#N` when it is empty.
+    /// The name used in paths: the name, `#N` when it is empty, or
+    /// `#N..#M` for a run of missing tests.
     pub fn path_segment(&self) -> String {
-        if self.name.is_empty() {
+        if let Some(last) = self.last {
+            format!("#{}..#{last}", self.number)
+        } else if self.name.is_empty() {
             format!("#{}", self.number)
         } else {
             self.name.clone()
@@ -213,6 +221,10 @@ impl Counts {
     }
 
     fn bump(&mut self, status: Status) {
+        self.bump_n(status, 1);
+    }
+
+    fn bump_n(&mut self, status: Status, n: usize) {
         let slot = match status {
             Status::Pass => &mut self.pass,
             Status::Fail => &mut self.fail,
@@ -224,7 +236,7 @@ impl Counts {
             Status::Crashed => &mut self.crashed,
             Status::Missing => &mut self.missing,
         };
-        *slot += 1;
+        *slot += n;
     }
 
     /// All counted tests.
@@ -253,7 +265,10 @@ impl Counts {
     /// Adds `node`'s subtree; returns whether it holds a counted failure.
     fn add_tree(&mut self, node: &Node) -> bool {
         if node.subtests.is_empty() {
-            self.bump(node.status);
+            let n = node
+                .last
+                .map_or(1, |l| l.saturating_sub(node.number) as usize + 1);
+            self.bump_n(node.status, n);
             return node.status.is_failure();
         }
         let mut failing = false;
@@ -265,6 +280,99 @@ impl Counts {
             failing = true;
         }
         failing
+    }
+}
+
+/// [`Report`] as `kmm parse --format json` writes it.
+struct JsonReport<'a>(&'a Report);
+
+impl serde::Serialize for JsonReport<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap as _;
+        let r = self.0;
+        let mut m = s.serialize_map(Some(5))?;
+        m.serialize_entry("counts", &JsonCounts(&r.counts))?;
+        m.serialize_entry("diagnostics", &JsonDiagnostics(&r.diagnostics))?;
+        m.serialize_entry("failed", &r.failed())?;
+        m.serialize_entry("tests", &JsonNodes(&r.tests, ""))?;
+        m.serialize_entry("version", &r.version)?;
+        m.end()
+    }
+}
+
+struct JsonCounts<'a>(&'a Counts);
+
+impl serde::Serialize for JsonCounts<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap as _;
+        let mut all: Vec<Status> = Status::ALL.to_vec();
+        all.sort_by_key(|st| st.as_str());
+        let mut m = s.serialize_map(Some(all.len()))?;
+        for st in all {
+            m.serialize_entry(st.as_str(), &self.0.get(st))?;
+        }
+        m.end()
+    }
+}
+
+struct JsonDiagnostics<'a>(&'a [Diagnostic]);
+
+impl serde::Serialize for JsonDiagnostics<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeMap as _, SerializeSeq as _};
+        struct One<'a>(&'a Diagnostic);
+        impl serde::Serialize for One<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                let mut m = s.serialize_map(Some(3))?;
+                m.serialize_entry("line", &self.0.line)?;
+                m.serialize_entry("message", &self.0.message)?;
+                m.serialize_entry("severity", &self.0.severity.to_string())?;
+                m.end()
+            }
+        }
+        let mut seq = s.serialize_seq(Some(self.0.len()))?;
+        for d in self.0 {
+            seq.serialize_element(&One(d))?;
+        }
+        seq.end()
+    }
+}
+
+/// Tests under the path `.1` (empty at the top level).
+struct JsonNodes<'a>(&'a [Node], &'a str);
+
+impl serde::Serialize for JsonNodes<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeMap as _, SerializeSeq as _};
+        let mut seq = s.serialize_seq(Some(self.0.len()))?;
+        for n in self.0 {
+            let path = if self.1.is_empty() {
+                n.path_segment()
+            } else {
+                format!("{}/{}", self.1, n.path_segment())
+            };
+            struct One<'a>(&'a Node, &'a str);
+            impl serde::Serialize for One<'_> {
+                fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                    let (n, path) = (self.0, self.1);
+                    let mut m = s.serialize_map(None)?;
+                    m.serialize_entry("directive", &n.directive)?;
+                    if let Some(last) = n.last {
+                        m.serialize_entry("last", &last)?;
+                    }
+                    m.serialize_entry("log", &n.log)?;
+                    m.serialize_entry("log_dropped", &n.log_dropped)?;
+                    m.serialize_entry("name", &n.name)?;
+                    m.serialize_entry("number", &n.number)?;
+                    m.serialize_entry("path", path)?;
+                    m.serialize_entry("status", n.status.as_str())?;
+                    m.serialize_entry("subtests", &JsonNodes(&n.subtests, path))?;
+                    m.end()
+                }
+            }
+            seq.serialize_element(&One(n, &path))?;
+        }
+        seq.end()
     }
 }
 
@@ -361,48 +469,32 @@ impl Report {
     }
 
     /// The report as a JSON value: every test with its full `path`,
-    /// `name`, `number`, `status`, `directive`, `log` and `subtests`, plus
-    /// `diagnostics`, `counts` and `failed`.
+    /// `name`, `number`, `status`, `directive`, `log`, `log_dropped`,
+    /// `last` (runs of missing tests only) and `subtests`, plus
+    /// `diagnostics`, `counts` and `failed`. Prefer [`Report::write_json`]
+    /// for large reports: it does not build this tree.
     pub fn to_json_value(&self) -> Value {
-        fn node(n: &Node, parent: &str) -> Value {
-            let path = if parent.is_empty() {
-                n.path_segment()
-            } else {
-                format!("{parent}/{}", n.path_segment())
-            };
-            let subtests: Vec<Value> = n.subtests.iter().map(|s| node(s, &path)).collect();
-            json!({
-                "path": path,
-                "name": n.name,
-                "number": n.number,
-                "status": n.status.as_str(),
-                "directive": n.directive,
-                "log": n.log,
-                "log_dropped": n.log_dropped,
-                "subtests": subtests,
-            })
-        }
-        let diagnostics: Vec<Value> = self
-            .diagnostics
-            .iter()
-            .map(|d| json!({"line": d.line, "severity": d.severity.to_string(), "message": d.message}))
-            .collect();
-        let mut counts = serde_json::Map::new();
-        for s in Status::ALL {
-            counts.insert(s.as_str().to_owned(), json!(self.counts.get(s)));
-        }
-        json!({
-            "version": self.version,
-            "failed": self.failed(),
-            "counts": counts,
-            "diagnostics": diagnostics,
-            "tests": self.tests.iter().map(|t| node(t, "")).collect::<Vec<_>>(),
-        })
+        serde_json::to_value(JsonReport(self)).unwrap_or(Value::Null)
     }
 
-    /// The report as pretty-printed JSON (see [`Report::to_json_value`]).
+    /// The report as pretty-printed JSON (see [`Report::write_json`]).
     pub fn to_json(&self) -> String {
-        format!("{:#}", self.to_json_value())
+        let mut out = Vec::new();
+        // Writing to a Vec cannot fail.
+        let _ = self.write_json(&mut out, true);
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    /// Streams the report as JSON into `w` (schema of
+    /// [`Report::to_json_value`], keys sorted), without building it in
+    /// memory first.
+    pub fn write_json<W: std::io::Write>(&self, w: W, pretty: bool) -> std::io::Result<()> {
+        let r = if pretty {
+            serde_json::to_writer_pretty(w, &JsonReport(self))
+        } else {
+            serde_json::to_writer(w, &JsonReport(self))
+        };
+        r.map_err(std::io::Error::from)
     }
 
     /// A human-readable rendering: an indented tree with one line per
@@ -483,6 +575,7 @@ mod tests {
             subtests: vec![],
             log: vec![],
             log_dropped: 0,
+            last: None,
         }
     }
 
