@@ -273,8 +273,8 @@ enum Cmd {
         /// The log; `-` or nothing for standard input.
         file: Option<PathBuf>,
         /// Output format.
-        #[arg(long, value_enum, default_value_t = Format::Human)]
-        format: Format,
+        #[arg(long, value_enum, default_value_t = ParseFormat::Human)]
+        format: ParseFormat,
     },
 }
 
@@ -304,6 +304,17 @@ enum Format {
     Human,
     /// Every test with its full path, status and directive.
     Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ParseFormat {
+    /// An indented tree and a summary line.
+    Human,
+    /// Every test with its full path, status and directive.
+    Json,
+    /// The JSON of the kernel's `kunit.py parse --json` (KernelCI's test
+    /// API).
+    KunitJson,
 }
 
 #[derive(Debug, Subcommand)]
@@ -547,7 +558,7 @@ fn print_findings(findings: &[Finding]) -> Result<(), StdoutError> {
     Ok(())
 }
 
-fn parse_cmd(file: Option<&Path>, format: Format) -> anyhow::Result<u8> {
+fn parse_cmd(file: Option<&Path>, format: ParseFormat) -> anyhow::Result<u8> {
     let report = match file {
         None => ktap::parse_reader(std::io::stdin().lock()),
         Some(p) if p.as_os_str() == "-" => ktap::parse_reader(std::io::stdin().lock()),
@@ -564,8 +575,17 @@ fn parse_cmd(file: Option<&Path>, format: Format) -> anyhow::Result<u8> {
         }
     };
     match format {
-        Format::Human => out!("{}", report.render_human())?,
-        Format::Json => {
+        ParseFormat::Human => out!("{}", report.render_human())?,
+        ParseFormat::KunitJson => {
+            use std::io::Write as _;
+            let mut o = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+            report
+                .write_kunit_json(&mut o)
+                .and_then(|()| writeln!(o))
+                .and_then(|()| o.flush())
+                .map_err(StdoutError)?;
+        }
+        ParseFormat::Json => {
             // Streamed: a 100k-test report is never a JSON tree in memory.
             use std::io::Write as _;
             let mut o = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());

@@ -92,6 +92,15 @@
 //! `examples/gen_big.rs` writes a large synthetic log for throughput
 //! measurements, `examples/parse.rs` prints a report.
 //!
+//! # kunit.py's JSON
+//!
+//! [`Report::write_kunit_json`] writes the schema of `kunit.py parse
+//! --json` (KernelCI's test API), so that consumers of kunit.py's results
+//! can read kmm's. `tests/it/kunit_json.rs` runs the real kunit.py of the
+//! base tarball on the kernel's 22 KUnit test logs: the output is
+//! byte-identical on 20, and differs on the two logs of the first and
+//! sixth items below.
+//!
 //! # Differences from `kunit.py parse` (Linux 6.1)
 //!
 //! `tests/compare-kunit.py` compares pass/fail/skip counts with the kernel's

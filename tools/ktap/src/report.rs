@@ -283,6 +283,71 @@ impl Counts {
     }
 }
 
+/// A group of kunit.py's JSON: a test with subtests, or the whole run.
+struct KunitGroup<'a> {
+    name: &'a str,
+    tests: &'a [Node],
+}
+
+impl serde::Serialize for KunitGroup<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeMap as _, SerializeSeq as _};
+        struct Groups<'a>(&'a [Node]);
+        impl serde::Serialize for Groups<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                let mut seq = s.serialize_seq(None)?;
+                for n in self.0.iter().filter(|n| !n.subtests.is_empty()) {
+                    seq.serialize_element(&KunitGroup {
+                        name: &n.name,
+                        tests: &n.subtests,
+                    })?;
+                }
+                seq.end()
+            }
+        }
+        struct Cases<'a>(&'a [Node]);
+        impl serde::Serialize for Cases<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                struct Case<'a>(&'a str, &'static str);
+                impl serde::Serialize for Case<'_> {
+                    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                        let mut m = s.serialize_map(Some(2))?;
+                        m.serialize_entry("name", self.0)?;
+                        m.serialize_entry("status", self.1)?;
+                        m.end()
+                    }
+                }
+                let mut seq = s.serialize_seq(None)?;
+                for n in self.0.iter().filter(|n| n.subtests.is_empty()) {
+                    let status = match n.status {
+                        Status::Pass | Status::Xfail | Status::Todo => "PASS",
+                        Status::Skip => "SKIP",
+                        Status::Crashed | Status::Missing => "ERROR",
+                        Status::Fail | Status::Timeout | Status::Error => "FAIL",
+                    };
+                    let count = n.last.map_or(1, |l| l.saturating_sub(n.number) + 1);
+                    for _ in 0..count {
+                        seq.serialize_element(&Case(&n.name, status))?;
+                    }
+                }
+                seq.end()
+            }
+        }
+        let mut m = s.serialize_map(Some(10))?;
+        m.serialize_entry("name", self.name)?;
+        m.serialize_entry("sub_groups", &Groups(self.tests))?;
+        m.serialize_entry("test_cases", &Cases(self.tests))?;
+        m.serialize_entry("arch", "")?;
+        m.serialize_entry("defconfig", "")?;
+        m.serialize_entry("build_environment", "")?;
+        m.serialize_entry("lab_name", &())?;
+        m.serialize_entry("kernel", &())?;
+        m.serialize_entry("job", &())?;
+        m.serialize_entry("git_branch", "kselftest")?;
+        m.end()
+    }
+}
+
 /// [`Report`] as `kmm parse --format json` writes it.
 struct JsonReport<'a>(&'a Report);
 
@@ -495,6 +560,28 @@ impl Report {
             serde_json::to_writer(w, &JsonReport(self))
         };
         r.map_err(std::io::Error::from)
+    }
+
+    /// Streams the report in the JSON schema of the kernel's `kunit.py
+    /// parse --json` (`tools/testing/kunit/kunit_json.py`, KernelCI's test
+    /// API): nested `sub_groups` for tests with subtests, `test_cases`
+    /// with `PASS`, `SKIP`, `FAIL` or `ERROR` for the others, the common
+    /// fields kunit.py writes when it knows nothing of the build, and the
+    /// same 4-space indentation. Statuses map as kunit.py's would: pass,
+    /// xfail and todo are `PASS`; crashed and missing (kunit.py's
+    /// crashed) `ERROR`; fail, timeout and error `FAIL`. A run of missing
+    /// tests gives one case per test, unnamed as in kunit.py.
+    pub fn write_kunit_json<W: std::io::Write>(&self, w: W) -> std::io::Result<()> {
+        let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
+        let mut ser = serde_json::Serializer::with_formatter(w, fmt);
+        serde::Serialize::serialize(
+            &KunitGroup {
+                name: "KUnit Test Group",
+                tests: &self.tests,
+            },
+            &mut ser,
+        )
+        .map_err(std::io::Error::from)
     }
 
     /// A human-readable rendering: an indented tree with one line per

@@ -9,3 +9,5 @@
 mod api;
 #[cfg(test)]
 mod corpus;
+#[cfg(test)]
+mod kunit_json;
