@@ -139,7 +139,9 @@ use std::io::BufRead;
 
 pub use crate::line::redact;
 pub use crate::parser::{Options, Parser};
-pub use crate::report::{Counts, Diagnostic, Iter, Node, Report, Severity, Status, TestRef};
+pub use crate::report::{
+    Counts, Diagnostic, Iter, Node, Report, Severity, Status, TestRef, KUNIT_JSON_RUN,
+};
 
 /// Parses a whole log held in memory.
 pub fn parse_str(input: &str) -> Report {

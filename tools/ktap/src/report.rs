@@ -283,6 +283,10 @@ impl Counts {
     }
 }
 
+/// Most cases [`Report::write_kunit_json`] writes for one run of missing
+/// tests; one more case names the rest.
+pub const KUNIT_JSON_RUN: u32 = 1000;
+
 /// A group of kunit.py's JSON: a test with subtests, or the whole run.
 struct KunitGroup<'a> {
     name: &'a str,
@@ -325,9 +329,20 @@ impl serde::Serialize for KunitGroup<'_> {
                         Status::Crashed | Status::Missing => "ERROR",
                         Status::Fail | Status::Timeout | Status::Error => "FAIL",
                     };
+                    // kunit.py lists every missing test; so does this, up
+                    // to a bound, then one case stands for the rest.
                     let count = n.last.map_or(1, |l| l.saturating_sub(n.number) + 1);
-                    for _ in 0..count {
+                    for _ in 0..count.min(KUNIT_JSON_RUN) {
                         seq.serialize_element(&Case(&n.name, status))?;
+                    }
+                    if count > KUNIT_JSON_RUN {
+                        let rest = format!(
+                            "#{}..#{} ({} more missing tests)",
+                            n.number + KUNIT_JSON_RUN,
+                            n.number + count - 1,
+                            count - KUNIT_JSON_RUN
+                        );
+                        seq.serialize_element(&Case(&rest, status))?;
                     }
                 }
                 seq.end()
@@ -570,7 +585,8 @@ impl Report {
     /// same 4-space indentation. Statuses map as kunit.py's would: pass,
     /// xfail and todo are `PASS`; crashed and missing (kunit.py's
     /// crashed) `ERROR`; fail, timeout and error `FAIL`. A run of missing
-    /// tests gives one case per test, unnamed as in kunit.py.
+    /// tests gives one case per test, unnamed as in kunit.py, up to
+    /// [`KUNIT_JSON_RUN`]; one more case stands for the rest.
     pub fn write_kunit_json<W: std::io::Write>(&self, w: W) -> std::io::Result<()> {
         let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
         let mut ser = serde_json::Serializer::with_formatter(w, fmt);
