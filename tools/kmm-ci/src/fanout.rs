@@ -77,25 +77,11 @@ pub fn result_name(id: &str) -> String {
 }
 
 fn write_atomic(path: &Path, data: &[u8]) -> Result<(), FanoutError> {
-    use std::io::Write as _;
-    let io = |what| {
-        move |source| FanoutError::Io {
-            path: path.to_path_buf(),
-            what,
-            source,
-        }
-    };
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(io("create directory"))?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(&kmm_scratch::hidden_prefix("result"))
-        .tempfile_in(dir)
-        .map_err(io("create a temporary file"))?;
-    tmp.write_all(data).map_err(io("write"))?;
-    tmp.as_file().sync_all().map_err(io("write"))?;
-    tmp.persist(path)
-        .map_err(|e| io("move into place")(e.error))
-        .map(|_| ())
+    kmm_scratch::write_atomic(path, data).map_err(|source| FanoutError::Io {
+        path: path.to_path_buf(),
+        what: "write",
+        source,
+    })
 }
 
 /// Writes `list.json` into `dir`.

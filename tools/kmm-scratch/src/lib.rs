@@ -270,6 +270,25 @@ pub fn prune_worktrees(git_dir: &Path) -> std::io::Result<Vec<String>> {
     Ok(stale)
 }
 
+/// Writes `data` to `path` through a temporary file beside it (named for
+/// [`sweep`]), synced and renamed into place: readers see the old file or
+/// the whole new one, also after a crash.
+pub fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    std::fs::create_dir_all(dir)?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&hidden_prefix("write"))
+        .tempfile_in(dir)?;
+    tmp.write_all(data)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
 /// A test hook: when `KMM_TEST_CRASH` names `point`, the process aborts
 /// there, as a kill at that instant would leave it.
 pub fn crash_point(point: &str) {
@@ -373,6 +392,16 @@ mod tests {
         // Only v1 is left: the old directory went with the scratch name.
         let names: Vec<_> = std::fs::read_dir(d.path()).unwrap().collect();
         assert_eq!(names.len(), 1);
+    }
+
+    #[test]
+    fn atomic_writes_replace_whole_files() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("sub/f.json");
+        write_atomic(&p, b"one").unwrap();
+        write_atomic(&p, b"two").unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"two");
+        assert_eq!(std::fs::read_dir(d.path().join("sub")).unwrap().count(), 1);
     }
 
     #[test]

@@ -177,23 +177,9 @@ pub fn write(path: &Path, record: &SentRecord) -> Result<(), SentError> {
          {body}",
         record.version
     );
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(io("create directory"))?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(&kmm_scratch::hidden_prefix("sent"))
-        .tempfile_in(dir)
-        .map_err(io("create temporary file"))?;
-    std::io::Write::write_all(&mut tmp, text.as_bytes()).map_err(io("write"))?;
-    // On disk before it replaces the old record: the record is what stops
+    // Synced before it replaces the old record: the record is what stops
     // a second send, so it must survive a crash that follows.
-    tmp.as_file().sync_all().map_err(io("write"))?;
-    tmp.persist(path)
-        .map_err(|e| SentError::Io {
-            path: path.to_path_buf(),
-            what: "move into place",
-            source: e.error,
-        })
-        .map(|_| ())
+    kmm_scratch::write_atomic(path, text.as_bytes()).map_err(io("write"))
 }
 
 #[cfg(test)]

@@ -422,22 +422,8 @@ fn load(cli: &Cli) -> anyhow::Result<Ctx> {
 
 /// Writes `path` through a temporary file beside it, renamed into place.
 fn write_atomic(path: &Path, data: &[u8]) -> anyhow::Result<()> {
-    use std::io::Write as _;
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let mut tmp = tempfile::Builder::new()
-        .prefix(&kmm_scratch::hidden_prefix("out"))
-        .tempfile_in(dir)
-        .with_context(|| format!("{}: cannot create a temporary file", dir.display()))?;
-    tmp.write_all(data)
-        .and_then(|()| tmp.as_file().sync_all())
-        .with_context(|| format!("{}: cannot write", path.display()))?;
-    tmp.persist(path)
-        .map_err(|e| e.error)
-        .with_context(|| format!("{}: cannot move into place", path.display()))?;
-    Ok(())
+    kmm_scratch::write_atomic(path, data)
+        .with_context(|| format!("{}: cannot write", path.display()))
 }
 
 /// Removes what killed kmm runs left: scratch directories and files of

@@ -159,16 +159,14 @@ fn series_check_interrupted_at_random_points_leaves_nothing() {
     let full = e.ok(&["series", "check"]);
     e.assert_clean();
     let mut rng = Rng::new();
+    // Ctrl-C at 5 random points, then SIGTERM, then SIGKILL twice.
     for sig in [
-        Signal::SIGINT,
-        Signal::SIGINT,
-        Signal::SIGINT,
-        Signal::SIGINT,
-        Signal::SIGINT,
-        Signal::SIGTERM,
-        Signal::SIGKILL,
-        Signal::SIGKILL,
-    ] {
+        [Signal::SIGINT; 5].as_slice(),
+        &[Signal::SIGTERM],
+        &[Signal::SIGKILL; 2],
+    ]
+    .concat()
+    {
         let at = rng.below(full);
         e.interrupt(&["series", "check"], sig, at);
     }
@@ -188,15 +186,7 @@ fn base_import_interrupted_at_random_points_leaves_nothing() {
     fresh(&e);
     let full = e.ok(&["base"]);
     let mut rng = Rng::new();
-    for sig in [
-        Signal::SIGINT,
-        Signal::SIGINT,
-        Signal::SIGINT,
-        Signal::SIGINT,
-        Signal::SIGINT,
-        Signal::SIGKILL,
-        Signal::SIGKILL,
-    ] {
+    for sig in [[Signal::SIGINT; 5].as_slice(), &[Signal::SIGKILL; 2]].concat() {
         fresh(&e);
         e.interrupt(&["base"], sig, rng.below(full));
         e.ok(&["base"]);

@@ -311,19 +311,22 @@ fn a_closed_or_full_stdout_is_one_error_line_not_a_panic() {
     let log = d.path().join("f.log");
     std::fs::write(&log, "KTAP version 1\n1..1\nok 1 a\n").unwrap();
     let log = log.to_str().unwrap();
-    for args in [&["parse", log][..], &["series", "status"]] {
-        // `kmm ... | head -0`: the reader is gone before kmm writes.
-        let (reader, writer) = std::io::pipe().unwrap();
-        drop(reader);
-        let out = Command::new(env!("CARGO_BIN_EXE_kmm"))
+    let with_stdout = |args: &[&str], stdout: std::process::Stdio| {
+        Command::new(env!("CARGO_BIN_EXE_kmm"))
             .args(args)
             .arg("--repo")
             .arg(&repo)
             .arg("--cache")
             .arg(&cache)
-            .stdout(writer)
+            .stdout(stdout)
             .output()
-            .unwrap();
+            .unwrap()
+    };
+    for args in [&["parse", log][..], &["series", "status"]] {
+        // `kmm ... | head -0`: the reader is gone before kmm writes.
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = with_stdout(args, writer.into());
         let e = stderr(&out);
         assert_eq!(out.status.code(), Some(141), "{args:?}: {e}");
         assert_eq!(
@@ -335,15 +338,7 @@ fn a_closed_or_full_stdout_is_one_error_line_not_a_panic() {
             .write(true)
             .open("/dev/full")
             .unwrap();
-        let out = Command::new(env!("CARGO_BIN_EXE_kmm"))
-            .args(args)
-            .arg("--repo")
-            .arg(&repo)
-            .arg("--cache")
-            .arg(&cache)
-            .stdout(full)
-            .output()
-            .unwrap();
+        let out = with_stdout(args, full.into());
         let e = stderr(&out);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {e}");
         assert_eq!(e.lines().count(), 1, "{e}");
