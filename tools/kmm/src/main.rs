@@ -679,7 +679,11 @@ fn labelled(b: &base::Base, commits: &[generate::GenCommit]) -> Vec<(String, Str
 }
 
 fn progress(line: &str) {
-    errln!("kmm: {line}");
+    // While a signal ends the process, the steps its killed children fail
+    // are not results: say nothing about them.
+    if kmm_scratch::signals::pending().is_none() {
+        errln!("kmm: {line}");
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
