@@ -279,6 +279,16 @@ pub enum SendError {
         /// Its Message-ID.
         message_id: String,
     },
+    /// Another `kmm send --confirm` of this version is running.
+    #[error(
+        "{}: another `kmm send --confirm` of this version is running; wait for it, then \
+         `kmm series status` says what went out",
+        lock.display()
+    )]
+    Busy {
+        /// Its lock file.
+        lock: PathBuf,
+    },
     /// `--in-flight` without a mail in flight.
     #[error("--in-flight: {why}; drop the option")]
     NothingInFlight {
@@ -754,6 +764,33 @@ fn thread_of(i: usize, rec: &SentRecord) -> Vec<String> {
     refs
 }
 
+/// Takes `patches/sent/.vN.lock` for the time of a real send; another
+/// `kmm send --confirm` of the same version is refused while it is held.
+fn lock_version(record: &Path) -> Result<nix::fcntl::Flock<std::fs::File>, SendError> {
+    use nix::fcntl::{Flock, FlockArg};
+    let name = record.file_name().unwrap_or_default().to_string_lossy();
+    let path = record.with_file_name(format!(".{}.lock", name.trim_end_matches(".toml")));
+    let io = |source| SendError::Io {
+        path: path.clone(),
+        what: "lock the send record",
+        source,
+    };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(io)?;
+    }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(io)?;
+    match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+        Ok(l) => Ok(l),
+        Err((_, nix::errno::Errno::EWOULDBLOCK)) => Err(SendError::Busy { lock: path }),
+        Err((_, e)) => Err(io(e.into())),
+    }
+}
+
 /// The cover letter's parent asked for by `opts.reply`.
 fn wanted_parent(m: &Manifest, v: u32, opts: &Options) -> Result<Option<String>, SendError> {
     Ok(match &opts.reply {
@@ -899,6 +936,13 @@ pub fn send(
     }
     check_args(&opts.git_config, &opts.extra_args)?;
     let record_path = sent::path(m, v);
+    // One send of a version at a time: a second one would read the first
+    // one's record half-way and send its pending mails too.
+    let _lock = if opts.confirm {
+        Some(lock_version(&record_path)?)
+    } else {
+        None
+    };
     let existing = sent::read(&record_path)?;
     if let Some(r) = &existing {
         if r.complete {

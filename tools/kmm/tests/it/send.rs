@@ -771,6 +771,24 @@ fn a_send_cut_by_the_server_resumes_with_the_rest_and_never_twice() {
     assert!(r.record().is_none());
     assert!(any.messages().is_empty());
 
+    // Another kmm send of v1 is running: refused, nothing sent.
+    {
+        use nix::fcntl::{Flock, FlockArg};
+        let lock = r.repo.join("patches/sent/.v1.lock");
+        std::fs::create_dir_all(lock.parent().unwrap()).unwrap();
+        let f = std::fs::File::create(&lock).unwrap();
+        let _held = Flock::lock(f, FlockArg::LockExclusive).unwrap();
+        let out = r.send_cmd(&any, &[]).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        assert!(
+            error_line(&out).contains("another `kmm send --confirm` of this version is running"),
+            "{}",
+            stderr(&out)
+        );
+    }
+    assert!(r.record().is_none());
+    assert!(any.messages().is_empty());
+
     // The server goes away after two mails.
     let cut = Sink::start_with(Some(2), 0.0);
     let out = r.send_cmd(&cut, &[]).output().unwrap();
