@@ -25,6 +25,19 @@ out=$(pwd)/target/gitlab-local
 rm -rf "$out" results .gitlab-ci-local
 mkdir -p "$out"
 
+# The pipeline runs in a git repository of its own made from this tree
+# (gitlab-ci-local needs one, and CI may hand us a tree without .git):
+# the files as they are here, build products and results left out.
+copy() { # dest
+	mkdir -p "$1"
+	tar --exclude=./target --exclude=./.git --exclude=./results --exclude=./.gitlab-ci-local \
+		--exclude=./kvm-mm/target --exclude='./tools/ktap/tests/kunit-corpus' -cf - . | tar -xf - -C "$1"
+	(cd "$1" && git init -q && git add -A &&
+		git -c user.name=kmm -c user.email=kmm@kvm-mm.invalid commit -qm "kmm ci pipeline under gitlab-ci-local")
+}
+tree="$out/tree"
+copy "$tree"
+
 run_pipeline() { # dir, KMM_CI_ARGS, log
 	(cd "$1" && "$gcl" --concurrency 2 \
 		--variable "KMM_CI_ARGS=$2" \
@@ -34,13 +47,13 @@ run_pipeline() { # dir, KMM_CI_ARGS, log
 }
 
 t0=$(date +%s)
-if ! run_pipeline . "$args" "$out/pipeline.log"; then
+if ! run_pipeline "$tree" "$args" "$out/pipeline.log"; then
 	tail -40 "$out/pipeline.log"
 	echo "ci/gitlab-local.sh: the pipeline failed; log in $out/pipeline.log" >&2
 	exit 1
 fi
 t1=$(date +%s)
-"$kmm" ci report results --format json >"$out/report.json"
+"$kmm" ci report "$tree/results" --format json >"$out/report.json"
 t2=$(date +%s)
 # shellcheck disable=SC2086
 "$kmm" ci $args --format json >"$out/single.json" 2>"$out/single.log"
@@ -65,14 +78,12 @@ print(f"ci/gitlab-local.sh: the pipeline's report equals one kmm ci process: {le
 PY
 echo "ci/gitlab-local.sh: pipeline $((t1 - t0))s (report $((t2 - t1))s), one process $((t3 - t2))s over the same rows"
 
-# A row made to fail: a scratch copy of the committed tree with the
-# snapshot of patch 1 edited.
+# A row made to fail: a scratch copy with the snapshot of patch 1 edited.
 scratch="$out/scratch"
-mkdir -p "$scratch"
-git archive HEAD | tar -x -C "$scratch"
-(cd "$scratch" && git init -q && git add -A && git -c user.name=kmm -c user.email=kmm@kvm-mm.invalid commit -qm scratch)
+copy "$scratch"
 snap=$(find "$scratch/selftests/snapshots/kvm-mm/commit" -name '0001-*.snap' | head -1)
 sed -i '0,/: pass$/s//: fail/' "$snap"
+(cd "$scratch" && git -c user.name=kmm -c user.email=kmm@kvm-mm.invalid commit -qam "an edited snapshot")
 row="$(basename "$snap" .snap)/kvm-mm/commit"
 if run_pipeline "$scratch" "--commits 1..1 --tip-plan commit" "$out/fail.log"; then
 	echo "ci/gitlab-local.sh: the pipeline passed with an edited snapshot" >&2
