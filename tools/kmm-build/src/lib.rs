@@ -394,36 +394,22 @@ pub struct Workspace {
 /// CI jobs of one runner, take turns.
 #[derive(Debug)]
 pub struct WorkspaceLock {
-    _lock: nix::fcntl::Flock<std::fs::File>,
+    _lock: kmm_scratch::FileLock,
 }
 
 impl Workspace {
     /// Takes the workspace's lock (`<root>/.lock`), waiting for another
     /// process that holds it; `waiting` is called once if it must wait.
     pub fn lock(&self, waiting: &mut dyn FnMut(&Path)) -> Result<WorkspaceLock> {
-        use nix::fcntl::{Flock, FlockArg};
         let path = self.root.join(".lock");
-        let io = |source| BuildError::Io {
-            path: path.clone(),
-            what: "lock the build workspace",
-            source,
-        };
-        std::fs::create_dir_all(&self.root).map_err(io)?;
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(io)?;
-        let file = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-            Ok(l) => return Ok(WorkspaceLock { _lock: l }),
-            Err((f, nix::errno::Errno::EWOULDBLOCK)) => f,
-            Err((_, e)) => return Err(io(e.into())),
-        };
-        waiting(&path);
-        Flock::lock(file, FlockArg::LockExclusive)
-            .map(|l| WorkspaceLock { _lock: l })
-            .map_err(|(_, e)| io(e.into()))
+        match kmm_scratch::lock_file(&path, &mut || waiting(&path)) {
+            Ok(l) => Ok(WorkspaceLock { _lock: l }),
+            Err(source) => Err(BuildError::Io {
+                path,
+                what: "lock the build workspace",
+                source,
+            }),
+        }
     }
 }
 

@@ -289,6 +289,52 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
     Ok(())
 }
 
+/// An exclusive `flock` on a file, held until dropped (or the process
+/// ends, however it ends).
+#[derive(Debug)]
+pub struct FileLock {
+    _lock: nix::fcntl::Flock<std::fs::File>,
+}
+
+/// Opens `path` (created with its directory if missing) and tries to
+/// lock it: the lock, or the file when another process holds it.
+fn try_flock(path: &Path) -> std::io::Result<Result<FileLock, std::fs::File>> {
+    use nix::fcntl::{Flock, FlockArg};
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)?;
+    match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+        Ok(l) => Ok(Ok(FileLock { _lock: l })),
+        Err((f, nix::errno::Errno::EWOULDBLOCK)) => Ok(Err(f)),
+        Err((_, e)) => Err(e.into()),
+    }
+}
+
+/// Locks `path` if no other process holds it (`Ok(None)` if one does).
+pub fn try_lock_file(path: &Path) -> std::io::Result<Option<FileLock>> {
+    Ok(try_flock(path)?.ok())
+}
+
+/// Locks `path`, waiting for another process that holds it; `waiting` is
+/// called once before that wait.
+pub fn lock_file(path: &Path, waiting: &mut dyn FnMut()) -> std::io::Result<FileLock> {
+    use nix::fcntl::{Flock, FlockArg};
+    match try_flock(path)? {
+        Ok(l) => Ok(l),
+        Err(file) => {
+            waiting();
+            Flock::lock(file, FlockArg::LockExclusive)
+                .map(|l| FileLock { _lock: l })
+                .map_err(|(_, e)| e.into())
+        }
+    }
+}
+
 /// A test hook: when `KMM_TEST_CRASH` names `point`, the process aborts
 /// there, as a kill at that instant would leave it.
 pub fn crash_point(point: &str) {
@@ -402,6 +448,23 @@ mod tests {
         write_atomic(&p, b"two").unwrap();
         assert_eq!(std::fs::read(&p).unwrap(), b"two");
         assert_eq!(std::fs::read_dir(d.path().join("sub")).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn a_held_lock_is_reported_or_waited_for() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("sub/.lock");
+        let held = try_lock_file(&p).unwrap().unwrap();
+        // flock locks belong to open files: a second open conflicts.
+        assert!(try_lock_file(&p).unwrap().is_none());
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            drop(held);
+        });
+        let mut waited = false;
+        lock_file(&p, &mut || waited = true).unwrap();
+        assert!(waited);
+        t.join().unwrap();
     }
 
     #[test]

@@ -766,28 +766,17 @@ fn thread_of(i: usize, rec: &SentRecord) -> Vec<String> {
 
 /// Takes `patches/sent/.vN.lock` for the time of a real send; another
 /// `kmm send --confirm` of the same version is refused while it is held.
-fn lock_version(record: &Path) -> Result<nix::fcntl::Flock<std::fs::File>, SendError> {
-    use nix::fcntl::{Flock, FlockArg};
+fn lock_version(record: &Path) -> Result<kmm_scratch::FileLock, SendError> {
     let name = record.file_name().unwrap_or_default().to_string_lossy();
     let path = record.with_file_name(format!(".{}.lock", name.trim_end_matches(".toml")));
-    let io = |source| SendError::Io {
-        path: path.clone(),
-        what: "lock the send record",
-        source,
-    };
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(io)?;
-    }
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(io)?;
-    match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-        Ok(l) => Ok(l),
-        Err((_, nix::errno::Errno::EWOULDBLOCK)) => Err(SendError::Busy { lock: path }),
-        Err((_, e)) => Err(io(e.into())),
+    match kmm_scratch::try_lock_file(&path) {
+        Ok(Some(l)) => Ok(l),
+        Ok(None) => Err(SendError::Busy { lock: path }),
+        Err(source) => Err(SendError::Io {
+            path,
+            what: "lock the send record",
+            source,
+        }),
     }
 }
 

@@ -429,20 +429,12 @@ fn write_atomic(path: &Path, data: &[u8]) -> anyhow::Result<()> {
 /// Removes what killed kmm runs left: scratch directories and files of
 /// processes that are gone, and the worktrees they registered.
 fn sweep(root: &Path, cache: &Path) {
-    let mut dirs = vec![
+    let dirs = [
         std::env::temp_dir(),
         cache.to_path_buf(),
         root.join("patches"),
         root.join("patches/sent"),
     ];
-    let repos: Vec<PathBuf> = std::fs::read_dir(cache)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "git"))
-        .collect();
-    dirs.extend(repos.iter().cloned());
     for d in dirs {
         match kmm_scratch::sweep(&d) {
             Ok(gone) if !gone.is_empty() => {
@@ -456,6 +448,13 @@ fn sweep(root: &Path, cache: &Path) {
             Err(e) => errln!("kmm: warning: cannot clean up {}: {e}", d.display()),
         }
     }
+    // The worktrees the removed directories had registered.
+    let repos = std::fs::read_dir(cache)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "git"));
     for r in repos {
         if let Err(e) = kmm_scratch::prune_worktrees(&r) {
             errln!("kmm: warning: {e}");
