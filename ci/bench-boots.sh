@@ -11,7 +11,7 @@
 # more than KVM's tsc_tolerance_ppm (250) below the refined one.
 #
 #   ci/bench-boots.sh [-n N] [-c COMMIT] [-p PLAN] CONFIG...
-#   ci/bench-boots.sh -n 10 kvm-mm-modular kvm-mm
+#   ci/bench-boots.sh -n 30 kvm-mm kvm-mm-builtin
 #
 # Every build and boot takes the shared lock /tmp/kmm-build.lock (two
 # cores: never two kernel builds or boots at once), one command at a

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Runs .gitlab-ci.yml with the real engine runner, gitlab-ci-local (shell
 # executor, --concurrency 2), over a reduced matrix (the last three
-# patches, boot rows of the kvm-mm-modular config, plan `commit`), then:
+# patches, boot rows of the default config, plan `commit`), then:
 #   1. `kmm ci report` over the pipeline's artifacts must give the rows and
 #      verdicts of one `kmm ci` process over the same rows (times and log
 #      paths aside);
@@ -20,10 +20,10 @@ kmm=$(pwd)/target/release/kmm
 [ -x "$kmm" ] || cargo build --release --locked -p kmm
 cache=${KMM_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/kmm}
 ccache_dir=$(ccache -k cache_dir 2>/dev/null || echo "$HOME/.cache/ccache")
-# The modular boot shape (KVM loaded after the final TSC calibration): a
-# built-in KVM under TCG races the calibration, and a comparison of two
-# runs must not hinge on that race.
-args="--config kvm-mm-modular --commits 12..14 --tip-plan commit"
+# The last three patches of the series, the tip with plan `commit` too.
+last=$(ls patches/v"$(sed -n '/^\[series\]/,/^\[/s/^version = \([0-9]*\)/\1/p' patches/series.toml)" | grep -c '^[0-9]*-.*\.patch$')
+last=$((last - 1))
+args="--commits $((last - 2))..$last --tip-plan commit"
 out=$(pwd)/target/gitlab-local
 rm -rf "$out" results .gitlab-ci-local
 mkdir -p "$out"
@@ -81,14 +81,16 @@ print(f"ci/gitlab-local.sh: the pipeline's report equals one kmm ci process: {le
 PY
 echo "ci/gitlab-local.sh: pipeline $((t1 - t0))s (report $((t2 - t1))s), one process $((t3 - t2))s over the same rows"
 
-# A row made to fail: a scratch copy with the snapshot of patch 13 edited.
+# A row made to fail: a scratch copy with the snapshot of the patch before
+# the tip edited.
 scratch="$out/scratch"
 copy "$scratch"
-snap=$(find "$scratch/selftests/snapshots/kvm-mm-modular/commit" -name '0013-*.snap' | head -1)
+snap=$(find "$scratch/selftests/snapshots/kvm-mm/commit" -name "$(printf %04d $((last - 1)))-*.snap" | head -1)
+[ -n "$snap" ] || { echo "ci/gitlab-local.sh: no commit snapshot of patch $((last - 1))" >&2; exit 1; }
 sed -i '0,/: pass$/s//: fail/' "$snap"
 (cd "$scratch" && git -c user.name=kmm -c user.email=kmm@kvm-mm.invalid commit -qam "an edited snapshot")
-row="$(basename "$snap" .snap)/kvm-mm-modular/commit"
-if run_pipeline "$scratch" "--config kvm-mm-modular --commits 13..13 --tip-plan commit" "$out/fail.log"; then
+row="$(basename "$snap" .snap)/kvm-mm/commit"
+if run_pipeline "$scratch" "--commits $((last - 1))..$((last - 1)) --tip-plan commit" "$out/fail.log"; then
 	echo "ci/gitlab-local.sh: the pipeline passed with an edited snapshot" >&2
 	exit 1
 fi

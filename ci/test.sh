@@ -24,15 +24,14 @@ cargo test --manifest-path kvm-mm/Cargo.toml 2>&1
 cargo clippy --manifest-path kvm-mm/Cargo.toml --all-targets --quiet -- -D warnings
 sh kvm-mm/check-rustc-1.63.sh
 cargo build --release --quiet -p kmm
+# Every boot config builds KVM as modules, which /init loads once the TSC
+# calibration is final: no boot races it (README.md, "Tests in the guest").
 ./target/release/kmm ci --junit target/kmm-ci-junit.xml
 # The Rust-for-Linux build (LLVM=-14, rustc 1.63) at every commit that
 # touches Rust and at the tip, where the kvm_mm KUnit suite checks the Rust
 # policy against the C one in-kernel and the tip's policy plans run with
 # the Rust classifier deciding.
 ./target/release/kmm ci --config rust --touching '*.rs' --tip-plan rust-tip --junit target/kmm-ci-rust-junit.xml
-# KVM as modules, which /init loads once the TSC calibration is final:
-# the boot shape without the TCG TSC race, booted and tested at the tip.
-./target/release/kmm ci --config kvm-mm-modular --commits tip --tip-plan commit --junit target/kmm-ci-modular-junit.xml
 # Build rows, what the kernel test robot builds first: another KVM
 # architecture (arm64: generic KVM code without x86's gfn_to_pfn cache)
 # and the x86 config shapes KVM=m/KUNIT=m and KVM=y/KUNIT=m, at the tip.

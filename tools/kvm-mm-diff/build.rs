@@ -23,6 +23,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     let shim_dir = manifest_dir.join("shim");
     let csrc_dir = manifest_dir.join("csrc");
     let kconfig = shim_dir.join("linux/kconfig.h");
+    let compiler_types = shim_dir.join("linux/compiler_types.h");
     let policy_c = kvm_dir.join("kvm_mm_policy.c");
     let diff_h = csrc_dir.join("kvm_mm_diff.h");
 
@@ -42,13 +43,13 @@ fn main() -> Result<(), Box<dyn Error>> {
     }
     println!("cargo::rerun-if-env-changed=LIBCLANG_PATH");
 
-    c_build(&shim_dir, &kvm_dir, &csrc_dir, &kconfig)
+    c_build(&shim_dir, &kvm_dir, &csrc_dir, &[&kconfig, &compiler_types])
         .file(&policy_c)
         .define("CONFIG_KVM_MM_RUST", "0")
         .out_dir(out_dir.join("policy"))
         .try_compile("kvm_mm_policy")?;
     for (rust, prefix) in [("0", "kvm_mm_diff_c_"), ("1", "kvm_mm_diff_rs_")] {
-        c_build(&shim_dir, &kvm_dir, &csrc_dir, &kconfig)
+        c_build(&shim_dir, &kvm_dir, &csrc_dir, &[&kconfig, &compiler_types])
             .file(csrc_dir.join("dispatch.c"))
             .define("CONFIG_KVM_MM_RUST", rust)
             .define("KVM_MM_DIFF_PREFIX", prefix)
@@ -60,6 +61,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         .header(path_str(&diff_h)?)
         .clang_args(["-I", path_str(&shim_dir)?, "-I", path_str(&kvm_dir)?])
         .clang_args(["-include", path_str(&kconfig)?, "-DCONFIG_KVM_MM_RUST=0"])
+        .clang_args(["-include", path_str(&compiler_types)?])
         .allowlist_function("kvm_mm_(c|rs|diff_c|diff_rs)_.*")
         .allowlist_type("kvm_mm_.*")
         .default_enum_style(bindgen::EnumVariation::Consts)
@@ -84,14 +86,13 @@ fn main() -> Result<(), Box<dyn Error>> {
 
 /// A C compiler set up as a kernel build would be for this code: gnu11, the
 /// shim instead of the kernel's include directories, and warnings as errors.
-fn c_build(shim_dir: &Path, kvm_dir: &Path, csrc_dir: &Path, kconfig: &Path) -> cc::Build {
+fn c_build(shim_dir: &Path, kvm_dir: &Path, csrc_dir: &Path, forced: &[&Path]) -> cc::Build {
     let mut build = cc::Build::new();
+    build.include(shim_dir).include(kvm_dir).include(csrc_dir);
+    for header in forced {
+        build.flag("-include").flag(header);
+    }
     build
-        .include(shim_dir)
-        .include(kvm_dir)
-        .include(csrc_dir)
-        .flag("-include")
-        .flag(kconfig)
         .std("gnu11")
         .warnings(true)
         .extra_warnings(true)

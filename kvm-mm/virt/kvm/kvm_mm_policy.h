@@ -5,11 +5,12 @@
  * or may be left to ->invalidate_range(), and the hva/gfn range math
  * around it.
  *
- * The range math is static inline C: the hva-range walker in kvm_mm.h,
+ * The range math is __always_inline C: the hva-range walker in kvm_mm.h,
  * which every architecture with MMU notifiers builds, runs it for every
  * memslot that an invalidation hits, and the gfn_to_pfn cache walk for
- * every cache. The classifier, kvm_mm_inval_point(), runs only for the
- * non-default policies and is out of line.
+ * every cache; plain inline is not enough under -Os, where the compiler
+ * makes out-of-line copies. The classifier, kvm_mm_inval_point(), runs only
+ * for the non-default policies and is out of line.
  *
  * Everything here also exists in Rust, kvm_mm_rs_*() in kvm_mm_rs.rs
  * (CONFIG_KVM_MM_RUST=y): there the classifier and the clamp, gfn and union
@@ -90,18 +91,18 @@ struct kvm_mm_range kvm_mm_rs_hva_range_to_gfn_range(u64 hva_start,
 struct kvm_mm_range kvm_mm_rs_range_union(u64 cur_start, u64 cur_end,
 					  u64 new_start, u64 new_end);
 
-static inline bool kvm_mm_range_empty(struct kvm_mm_range range)
+static __always_inline bool kvm_mm_range_empty(struct kvm_mm_range range)
 {
 	return range.end <= range.start;
 }
 
-static inline bool kvm_mm_c_covers_uhva(u64 start, u64 end, u64 uhva)
+static __always_inline bool kvm_mm_c_covers_uhva(u64 start, u64 end, u64 uhva)
 {
 	return start <= uhva && uhva < end;
 }
 
-static inline bool kvm_mm_c_ranges_overlap(u64 a_start, u64 a_end,
-					   u64 b_start, u64 b_end)
+static __always_inline bool kvm_mm_c_ranges_overlap(u64 a_start, u64 a_end,
+						    u64 b_start, u64 b_end)
 {
 	return a_start < a_end && b_start < b_end &&
 	       a_start < b_end && b_start < a_end;
@@ -112,7 +113,8 @@ static inline bool kvm_mm_c_ranges_overlap(u64 a_start, u64 a_end,
  * bits: covering too much only makes invalidation more conservative, and
  * KVM never creates such a slot. @page_shift must be below 64.
  */
-static inline u64 kvm_mm_c_slot_end(u64 uaddr, u64 npages, u32 page_shift)
+static __always_inline u64 kvm_mm_c_slot_end(u64 uaddr, u64 npages,
+					     u32 page_shift)
 {
 	u64 end;
 
@@ -123,7 +125,7 @@ static inline u64 kvm_mm_c_slot_end(u64 uaddr, u64 npages, u32 page_shift)
 	return end;
 }
 
-static inline struct kvm_mm_range
+static __always_inline struct kvm_mm_range
 kvm_mm_c_clamp_to_slot(u64 start, u64 end, u64 slot_uaddr, u64 slot_npages,
 		       u32 page_shift)
 {
@@ -147,7 +149,7 @@ kvm_mm_c_clamp_to_slot(u64 start, u64 end, u64 slot_uaddr, u64 slot_npages,
  * one. That equals hva_to_gfn_memslot(end + PAGE_SIZE - 1) but does not
  * overflow when @hva_end is in the last page of the address space.
  */
-static inline struct kvm_mm_range
+static __always_inline struct kvm_mm_range
 kvm_mm_c_hva_range_to_gfn_range(u64 hva_start, u64 hva_end, u64 slot_uaddr,
 				u64 base_gfn, u32 page_shift)
 {
@@ -170,7 +172,7 @@ kvm_mm_c_hva_range_to_gfn_range(u64 hva_start, u64 hva_end, u64 slot_uaddr,
 	return gfns;
 }
 
-static inline struct kvm_mm_range
+static __always_inline struct kvm_mm_range
 kvm_mm_c_range_union(u64 cur_start, u64 cur_end, u64 new_start, u64 new_end)
 {
 	struct kvm_mm_range range;
@@ -193,7 +195,7 @@ kvm_mm_c_range_union(u64 cur_start, u64 cur_end, u64 new_start, u64 new_end)
  * invalidate_range_end() still calls ->invalidate_range(). Unknown values
  * of @event, @usage or @policy always give KVM_MM_INVAL_AT_START.
  */
-static inline enum kvm_mm_inval_point
+static __always_inline enum kvm_mm_inval_point
 kvm_mm_inval_point(u32 event, u32 usage, u32 policy, bool implicit)
 {
 	if (IS_ENABLED(CONFIG_KVM_MM_RUST))
@@ -205,14 +207,14 @@ kvm_mm_inval_point(u32 event, u32 usage, u32 policy, bool implicit)
  * Whether @uhva is in [@start, @end). One comparison per cache under its
  * lock: always C, the Rust twin is only checked against it.
  */
-static inline bool kvm_mm_covers_uhva(u64 start, u64 end, u64 uhva)
+static __always_inline bool kvm_mm_covers_uhva(u64 start, u64 end, u64 uhva)
 {
 	return kvm_mm_c_covers_uhva(start, end, uhva);
 }
 
 /* Whether [@a_start, @a_end) and [@b_start, @b_end) intersect. */
-static inline bool kvm_mm_ranges_overlap(u64 a_start, u64 a_end,
-					 u64 b_start, u64 b_end)
+static __always_inline bool kvm_mm_ranges_overlap(u64 a_start, u64 a_end,
+						  u64 b_start, u64 b_end)
 {
 	return kvm_mm_c_ranges_overlap(a_start, a_end, b_start, b_end);
 }
@@ -222,7 +224,7 @@ static inline bool kvm_mm_ranges_overlap(u64 a_start, u64 a_end,
  * overflows is taken as U64_MAX. Empty if there is no intersection or
  * @page_shift >= 64.
  */
-static inline struct kvm_mm_range
+static __always_inline struct kvm_mm_range
 kvm_mm_clamp_to_slot(u64 start, u64 end, u64 slot_uaddr, u64 slot_npages,
 		     u32 page_shift)
 {
@@ -239,7 +241,7 @@ kvm_mm_clamp_to_slot(u64 start, u64 end, u64 slot_uaddr, u64 slot_npages,
  * hva range is empty or starts below @slot_uaddr, if @page_shift >= 64 or
  * if a gfn overflows.
  */
-static inline struct kvm_mm_range
+static __always_inline struct kvm_mm_range
 kvm_mm_hva_range_to_gfn_range(u64 hva_start, u64 hva_end, u64 slot_uaddr,
 			      u64 base_gfn, u32 page_shift)
 {
@@ -255,7 +257,7 @@ kvm_mm_hva_range_to_gfn_range(u64 hva_start, u64 hva_end, u64 slot_uaddr,
  * The smallest range covering both ranges. An empty current range is
  * replaced by the new one; an empty new range changes nothing.
  */
-static inline struct kvm_mm_range
+static __always_inline struct kvm_mm_range
 kvm_mm_range_union(u64 cur_start, u64 cur_end, u64 new_start, u64 new_end)
 {
 	if (IS_ENABLED(CONFIG_KVM_MM_RUST))

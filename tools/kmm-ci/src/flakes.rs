@@ -23,28 +23,87 @@ pub struct Flake {
     pub evidence: &'static str,
 }
 
-/// The table of known flakes.
-pub const KNOWN: &[Flake] = &[Flake {
+/// The table of known flakes, retried for. Empty today: the one flake
+/// of the TCG environment met so far was removed at its cause
+/// ([`REMOVED`]), not retried around. An entry needs a signature that
+/// only the flake prints, its cause and the evidence for both.
+pub const KNOWN: &[Flake] = &[];
+
+/// Flakes of the environment that the boot shape removed. Never retried:
+/// a result that differs from its snapshot while the console shows one
+/// fails like any other, and the failure says that the removed flake is
+/// back (the removal broke, which is a bug of kmm or of the config).
+pub const REMOVED: &[Flake] = &[Flake {
     name: "tcg-tsc-race",
     signature: "user requested TSC rate below hardware speed",
     cause: "under QEMU TCG the guest refines its TSC calibration \
-            (tsc_refine_calibration_work, about 1 s after boot) after a \
-            built-in KVM initialised, so KVM creates every vCPU at a TSC rate \
-            below the host's; kvm_clock_test and sometimes xen_shinfo_test \
-            fail for the whole boot, at any commit",
+            (tsc_refine_calibration_work, about 1 s after boot); a KVM that \
+            initialised before that read the early tsc_khz and creates every \
+            vCPU at a TSC rate below the host's; kvm_clock_test and sometimes \
+            xen_shinfo_test fail for the whole boot, at any commit. Removed: \
+            every boot config builds KVM as modules (ci/configs/kvm-mm.config) \
+            and /init loads them once tsc-early has left \
+            available_clocksource (kmm-boot's initramfs)",
     evidence: "2026-11/12: every kept failing kvm_clock_test boot printed the \
                line (12-14 times) and no passing boot did; about one boot in \
-               four with KVM built in. KVM as modules loaded after the refined \
-               clocksource (ci/configs/kvm-mm-modular.config) removes the race",
+               four with KVM built in. With the modules loaded after the \
+               refinement: ci/bench-boots.sh -n 30, 30 boots at the tip and 30 \
+               at the base, 0 such lines and 0 kvm_clock_test failures",
 }];
 
 /// Most boot time one row may spend, retries included: a retry that
 /// would start past it is not made.
 pub const ROW_BOOT_CAP: Duration = Duration::from_secs(20 * 60);
 
+/// What to do with a boot whose result differs from its snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retry {
+    /// Boot again: the console shows this known flake.
+    Again(&'static Flake),
+    /// The console shows this known flake, but the row's boot time is
+    /// spent ([`ROW_BOOT_CAP`]): the row fails.
+    Capped(&'static Flake),
+    /// No known flake on the console: the row fails at once; `removed` is
+    /// a removed flake whose signature it shows, if any.
+    No {
+        /// See [`REMOVED`].
+        removed: Option<&'static Flake>,
+    },
+}
+
+/// The decision for a differing result with `console`, after `boot_time`
+/// of the row's boots, against the tables [`KNOWN`] and [`REMOVED`].
+pub fn decide(console: &str, boot_time: Duration) -> Retry {
+    decide_in(KNOWN, REMOVED, console, boot_time)
+}
+
+fn decide_in(
+    known: &'static [Flake],
+    removed: &'static [Flake],
+    console: &str,
+    boot_time: Duration,
+) -> Retry {
+    match find_in(known, console) {
+        Some(flake) if boot_time >= ROW_BOOT_CAP => Retry::Capped(flake),
+        Some(flake) => Retry::Again(flake),
+        None => Retry::No {
+            removed: find_in(removed, console),
+        },
+    }
+}
+
 /// The first known flake whose signature the console shows.
 pub fn find(console: &str) -> Option<&'static Flake> {
-    KNOWN.iter().find(|f| console.contains(f.signature))
+    find_in(KNOWN, console)
+}
+
+/// The first removed flake whose signature the console shows.
+pub fn find_removed(console: &str) -> Option<&'static Flake> {
+    find_in(REMOVED, console)
+}
+
+fn find_in(table: &'static [Flake], console: &str) -> Option<&'static Flake> {
+    table.iter().find(|f| console.contains(f.signature))
 }
 
 /// The first line a snapshot diff changes, without its `-`/`+` mark: the
@@ -61,11 +120,55 @@ mod tests {
     use super::*;
 
     #[test]
-    fn finds_the_tsc_race_only() {
+    fn the_tsc_race_is_removed_not_retried() {
         let log = "[    1.53] user requested TSC rate below hardware speed\n";
-        assert_eq!(find(log).map(|f| f.name), Some("tcg-tsc-race"));
-        assert_eq!(find("kvm_clock_test: unexpected kvm-clock value\n"), None);
-        assert_eq!(find(""), None);
+        assert_eq!(find(log), None);
+        assert_eq!(find_removed(log).map(|f| f.name), Some("tcg-tsc-race"));
+        let clock = "kvm_clock_test: unexpected kvm-clock value\n";
+        assert_eq!(find_removed(clock), None);
+        assert_eq!(find_removed(""), None);
+    }
+
+    /// A flake for the tests of the retry decision, since [`KNOWN`] is
+    /// empty.
+    const TEST_KNOWN: &[Flake] = &[Flake {
+        name: "test-flake",
+        signature: "TEST FLAKE SIGNATURE",
+        cause: "a test",
+        evidence: "none",
+    }];
+
+    #[test]
+    fn a_difference_without_a_known_signature_is_never_retried() {
+        // A selftest that fails one boot in two fails the row the first
+        // time it fails: nothing on its console makes it a known flake.
+        let failing = "# selftests: kvm: kvm_clock_test\nnot ok 4 selftests: kvm: kvm_clock_test # exit=254\n";
+        assert_eq!(
+            decide(failing, Duration::ZERO),
+            Retry::No { removed: None }
+        );
+        let raced = "[ 1.5] user requested TSC rate below hardware speed\n";
+        assert!(matches!(
+            decide(raced, Duration::ZERO),
+            Retry::No { removed: Some(f) } if f.name == "tcg-tsc-race"
+        ));
+    }
+
+    #[test]
+    fn a_known_signature_is_retried_within_the_cap() {
+        let log = "x\nTEST FLAKE SIGNATURE\n";
+        assert!(matches!(
+            decide_in(TEST_KNOWN, REMOVED, log, Duration::from_secs(60)),
+            Retry::Again(f) if f.name == "test-flake"
+        ));
+        assert!(matches!(
+            decide_in(TEST_KNOWN, REMOVED, log, ROW_BOOT_CAP),
+            Retry::Capped(f) if f.name == "test-flake"
+        ));
+        assert_eq!(
+            decide_in(TEST_KNOWN, REMOVED, "x\n", Duration::ZERO),
+            Retry::No { removed: None }
+        );
     }
 
     #[test]
@@ -80,7 +183,7 @@ mod tests {
 
     #[test]
     fn every_flake_is_documented() {
-        for f in KNOWN {
+        for f in KNOWN.iter().chain(REMOVED) {
             assert!(!f.name.is_empty() && !f.signature.is_empty());
             assert!(!f.cause.is_empty() && !f.evidence.is_empty());
         }

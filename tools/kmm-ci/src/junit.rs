@@ -122,6 +122,7 @@ mod tests {
             first_ktap_secs: Some(1.2),
             flaky: None,
             retries: Vec::new(),
+            removed_flake: None,
             console_log: None,
             failed,
         }

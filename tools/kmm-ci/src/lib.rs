@@ -242,6 +242,9 @@ pub struct TestRun {
     pub flaky: Option<String>,
     /// The known flake (see [`flakes::KNOWN`]) that made each retry.
     pub retries: Vec<&'static str>,
+    /// A flake that the boot shape removed ([`flakes::REMOVED`]) whose
+    /// signature the console of a differing result shows: it is back.
+    pub removed_flake: Option<&'static str>,
     /// The plan expects failing tests (see [`Plan::expect_failures`]).
     pub expect_failures: bool,
     /// Tests of the plan that the series adds later, left out here.
@@ -420,6 +423,7 @@ pub fn test_commit(
     let mut snapshot = compare_snapshot(&path, &snapshot_text, setup.accept)?;
     let mut flaky = None;
     let mut retries = Vec::new();
+    let mut removed_flake = None;
     let mut used_console = console.clone();
     if let SnapshotStatus::Changed { diff, .. } = &snapshot {
         // Retries, as nextest does, but only for a known flake of the
@@ -433,23 +437,27 @@ pub fn test_commit(
             let text = std::fs::read(&last_console)
                 .map(|b| String::from_utf8_lossy(&b).into_owned())
                 .unwrap_or_default();
-            let Some(flake) = flakes::find(&text) else {
-                if attempt == 1 {
+            let flake = match flakes::decide(&text, boot_time) {
+                flakes::Retry::Again(flake) => flake,
+                flakes::Retry::Capped(flake) => {
                     progress(&format!(
-                        "{label}: result differs from the snapshot ({}); no known flake on the console, not retried",
-                        flakes::first_difference(&first_diff).unwrap_or_default()
+                        "{label}: {} again, but the row's boot time is spent ({:.0}s); not retried",
+                        flake.name,
+                        boot_time.as_secs_f64()
                     ));
+                    break;
                 }
-                break;
+                flakes::Retry::No { removed } => {
+                    if attempt == 1 {
+                        removed_flake = removed.map(|f| f.name);
+                        progress(&format!(
+                            "{label}: result differs from the snapshot ({}); no known flake on the console, not retried",
+                            flakes::first_difference(&first_diff).unwrap_or_default()
+                        ));
+                    }
+                    break;
+                }
             };
-            if boot_time >= flakes::ROW_BOOT_CAP {
-                progress(&format!(
-                    "{label}: {} again, but the row's boot time is spent ({:.0}s); not retried",
-                    flake.name,
-                    boot_time.as_secs_f64()
-                ));
-                break;
-            }
             retries.push(flake.name);
             progress(&format!(
                 "{label}: result differs from the snapshot and the console shows {} (\"{}\"); booting again ({attempt}/{BOOT_RETRIES})",
@@ -481,6 +489,7 @@ pub fn test_commit(
         snapshot,
         flaky,
         retries,
+        removed_flake,
         expect_failures: plan.expect_failures.is_some(),
         absent,
         console_log: used_console,
@@ -797,6 +806,10 @@ pub struct Row {
     pub flaky: Option<String>,
     /// The known flake behind each retry (see [`flakes::KNOWN`]).
     pub retries: Vec<String>,
+    /// A removed flake ([`flakes::REMOVED`]) whose signature the console
+    /// of this differing result shows.
+    #[serde(default)]
+    pub removed_flake: Option<String>,
     /// Seconds for build, selftests and boot.
     pub seconds: f64,
     /// Seconds of the kernel build (0 when reused).
@@ -874,6 +887,7 @@ impl Row {
             snapshot_diff,
             flaky: run.flaky.clone(),
             retries: run.retries.iter().map(|r| (*r).to_string()).collect(),
+            removed_flake: run.removed_flake.map(str::to_string),
             seconds: (run.built.duration + run.selftests_time + run.boot.elapsed).as_secs_f64(),
             build_secs: run.built.duration.as_secs_f64(),
             boot_secs: run.boot.elapsed.as_secs_f64(),
@@ -918,6 +932,7 @@ impl Row {
             snapshot_diff: None,
             flaky: None,
             retries: Vec::new(),
+            removed_flake: None,
             seconds: 0.0,
             build_secs: 0.0,
             boot_secs: 0.0,
@@ -965,7 +980,14 @@ impl Row {
                     self.snapshot,
                     self.retries.len()
                 ),
-                None => format!("snapshot {}: {first}", self.snapshot),
+                None => match &self.removed_flake {
+                    Some(f) => format!(
+                        "snapshot {}: {first} (the console shows {f}, which the boot config \
+                         should have removed: see kmm_ci::flakes::REMOVED)",
+                        self.snapshot
+                    ),
+                    None => format!("snapshot {}: {first}", self.snapshot),
+                },
             };
         }
         if self.snapshot.starts_with("new") {

@@ -47,7 +47,7 @@ fn json_has_paths() {
     assert_eq!(json["failed"], true);
 }
 
-/// A real 6.1 TCG boot with KVM built as modules (kvm-mm-modular config):
+/// A real 6.1 TCG boot with KVM built as modules (the kvm-mm config):
 /// the built-in suites print their KTAP block at boot; /init loads kvm.ko
 /// later, whose KUnit suites print `    KTAP version 1`/`# Subtest:`
 /// blocks with no top-level header and number their result lines on from
