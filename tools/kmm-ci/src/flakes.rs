@@ -143,10 +143,7 @@ mod tests {
         // A selftest that fails one boot in two fails the row the first
         // time it fails: nothing on its console makes it a known flake.
         let failing = "# selftests: kvm: kvm_clock_test\nnot ok 4 selftests: kvm: kvm_clock_test # exit=254\n";
-        assert_eq!(
-            decide(failing, Duration::ZERO),
-            Retry::No { removed: None }
-        );
+        assert_eq!(decide(failing, Duration::ZERO), Retry::No { removed: None });
         let raced = "[ 1.5] user requested TSC rate below hardware speed\n";
         assert!(matches!(
             decide(raced, Duration::ZERO),
