@@ -31,24 +31,14 @@ while getopts n:c:p: o; do
 done
 shift $((OPTIND - 1))
 [ $# -gt 0 ] || { echo "usage: $0 [-n N] [-c COMMIT] [-p PLAN] CONFIG..." >&2; exit 2; }
-lock=/tmp/kmm-build.lock
-kmm=${KMM:-target/release/kmm}
-boot=${BOOT:-target/release/examples/boot_image}
-cache=${KMM_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/kmm}
-out=${OUT:-$(mktemp -d /tmp/bench-boots.XXXXXX)}
-[ -x "$boot" ] || cargo build --release --quiet -p kmm-boot --example boot_image
+. ci/bench-lib.sh
 # The plan's extra kernel command line (`cmdline = [...]` in the plan).
 cmdline=$(sed -n 's/^cmdline *= *\[\(.*\)\]/\1/p' "selftests/plans/$plan.toml" | tr -d '",')
 
 summary=
 for config in "$@"; do
 	dir=$out/$config
-	mkdir -p "$dir"
-	echo "== $config: kmm test --commit $commit --config $config --plan $plan (build, pack)"
-	flock "$lock" "$kmm" test --commit "$commit" --config "$config" --plan "$plan" \
-		>"$dir/kmm-test.log" 2>&1 || echo "   (kmm test exit $?: a new or changed snapshot is fine here; see $dir/kmm-test.log)"
-	cp "$cache/work/build-$config/arch/x86/boot/bzImage" "$dir/bzImage"
-	cp "$cache/work/initramfs-$config.cpio" "$dir/initramfs.cpio"
+	bench_pack "$commit" "$config" "$plan"
 	below_boots=0 clock=0 xen=0 unclean=0 exposed=0
 	i=1
 	while [ "$i" -le "$n" ]; do

@@ -27,24 +27,16 @@ while getopts n:c:C: o; do
 	*) echo "usage: $0 [-n N] [-c COMMIT] [-C CONFIG]" >&2; exit 2 ;;
 	esac
 done
-lock=/tmp/kmm-build.lock
-kmm=${KMM:-target/release/kmm}
-boot=${BOOT:-target/release/examples/boot_image}
-cache=${KMM_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/kmm}
-out=${OUT:-$(mktemp -d /tmp/bench-stress.XXXXXX)}
-[ -x "$boot" ] || cargo build --release --quiet -p kmm-boot --example boot_image
-echo "== kmm test --commit $commit --config $config --plan pfncache-split (build, pack); consoles in $out"
-flock "$lock" "$kmm" test --commit "$commit" --config "$config" --plan pfncache-split >"$out/kmm-test.log" 2>&1 ||
-	echo "   (kmm test exit $?: see $out/kmm-test.log)"
-cp "$cache/work/build-$config/arch/x86/boot/bzImage" "$out/bzImage"
-cp "$cache/work/initramfs-$config.cpio" "$out/initramfs.cpio"
+. ci/bench-lib.sh
+bench_pack "$commit" "$config" pfncache-split
+dir=$out/$config
 
 i=1
 while [ "$i" -le "$n" ]; do
 	for policy in start split; do
-		log=$out/console-$policy-$i.log
+		log=$dir/console-$policy-$i.log
 		# shellcheck disable=SC2046 # no word for start, one for split
-		flock "$lock" "$boot" "$out/bzImage" "$out/initramfs.cpio" "$log" \
+		flock "$lock" "$boot" "$dir/bzImage" "$dir/initramfs.cpio" "$log" \
 			$( [ "$policy" = split ] && echo kvm.pfncache_inval=split) >/dev/null 2>&1 || true
 		# The stats the stress test prints last, and its result.
 		stats=$(awk '/selftests: kvm: pfncache_stress_test/ { s = 1 }
@@ -61,7 +53,7 @@ while [ "$i" -le "$n" ]; do
 		fi
 		set -- $sends
 		word=$(echo "${result%%:*}" | tr ' ' -)
-		echo "$policy $retries $waits $word $1 $2" >>"$out/results"
+		echo "$policy $retries $waits $word $1 $2" >>"$dir/results"
 		echo "   boot $i, $policy: retries $retries, waits $waits, sends ok $1, slowest $2 us, stress test ${result:-missing}"
 	done
 	i=$((i + 1))
@@ -69,12 +61,12 @@ done
 
 for policy in start split; do
 	for col in 2 3 5 6; do
-		v=$(awk -v p="$policy" -v f="$col" '$1 == p && $f != "-" { print $f }' "$out/results" | sort -n)
+		v=$(awk -v p="$policy" -v f="$col" '$1 == p && $f != "-" { print $f }' "$dir/results" | sort -n)
 		c=$(echo "$v" | wc -l)
 		eval "med$col=\$(echo \"\$v\" | sed -n \"\$(((c + 1) / 2))p\")"
 		eval "min$col=\$(echo \"\$v\" | head -1) max$col=\$(echo \"\$v\" | tail -1)"
 		eval "sum$col=\$(echo \"\$v\" | awk '{ s += \$1 } END { print s }')"
 	done
-	fails=$(awk -v p="$policy" '$1 == p && $4 != "ok"' "$out/results" | wc -l)
+	fails=$(awk -v p="$policy" '$1 == p && $4 != "ok"' "$dir/results" | wc -l)
 	echo "== $policy: $n boots; retries median $med2 ($min2-$max2, sum $sum2); waits median $med3 ($min3-$max3, sum $sum3); sends ok median $med5; slowest send median $med6 us; stress test not ok in $fails"
 done
