@@ -1,7 +1,7 @@
 #!/bin/sh
 # Runs .gitlab-ci.yml with the real engine runner, gitlab-ci-local (shell
-# executor, --concurrency 2), over a reduced matrix (the last three
-# patches, boot rows of the default config, plan `commit`), then:
+# executor, --concurrency 2), over a reduced matrix (the three patches
+# before the tip, boot rows of the default config, plan `commit`), then:
 #   1. `kmm ci report` over the pipeline's artifacts must give the rows and
 #      verdicts of one `kmm ci` process over the same rows (times and log
 #      paths aside);
@@ -20,10 +20,12 @@ kmm=$(pwd)/target/release/kmm
 [ -x "$kmm" ] || cargo build --release --locked -p kmm
 cache=${KMM_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/kmm}
 ccache_dir=$(ccache -k cache_dir 2>/dev/null || echo "$HOME/.cache/ccache")
-# The last three patches of the series, the tip with plan `commit` too.
+# The three patches before the tip, plan `commit` (the tip's plans are
+# the default run's; a tip row with plan `commit` would need a snapshot
+# that the default run calls stale).
 last=$(ls patches/v"$(sed -n '/^\[series\]/,/^\[/s/^version = \([0-9]*\)/\1/p' patches/series.toml)" | grep -c '^[0-9]*-.*\.patch$')
-last=$((last - 1))
-args="--commits $((last - 2))..$last --tip-plan commit"
+last=$((last - 2))
+args="--commits $((last - 2))..$last"
 out=$(pwd)/target/gitlab-local
 rm -rf "$out" results .gitlab-ci-local
 mkdir -p "$out"
@@ -81,8 +83,8 @@ print(f"ci/gitlab-local.sh: the pipeline's report equals one kmm ci process: {le
 PY
 echo "ci/gitlab-local.sh: pipeline $((t1 - t0))s (report $((t2 - t1))s), one process $((t3 - t2))s over the same rows"
 
-# A row made to fail: a scratch copy with the snapshot of the patch before
-# the tip edited.
+# A row made to fail: a scratch copy with the snapshot of the second of
+# those patches edited.
 scratch="$out/scratch"
 copy "$scratch"
 snap=$(find "$scratch/selftests/snapshots/kvm-mm/commit" -name "$(printf %04d $((last - 1)))-*.snap" | head -1)
@@ -90,7 +92,7 @@ snap=$(find "$scratch/selftests/snapshots/kvm-mm/commit" -name "$(printf %04d $(
 sed -i '0,/: pass$/s//: fail/' "$snap"
 (cd "$scratch" && git -c user.name=kmm -c user.email=kmm@kvm-mm.invalid commit -qam "an edited snapshot")
 row="$(basename "$snap" .snap)/kvm-mm/commit"
-if run_pipeline "$scratch" "--commits $((last - 1))..$((last - 1)) --tip-plan commit" "$out/fail.log"; then
+if run_pipeline "$scratch" "--commits $((last - 1))..$((last - 1))" "$out/fail.log"; then
 	echo "ci/gitlab-local.sh: the pipeline passed with an edited snapshot" >&2
 	exit 1
 fi
