@@ -20,12 +20,13 @@ kmm=$(pwd)/target/release/kmm
 [ -x "$kmm" ] || cargo build --release --locked -p kmm
 cache=${KMM_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/kmm}
 ccache_dir=$(ccache -k cache_dir 2>/dev/null || echo "$HOME/.cache/ccache")
-# The three patches before the tip, plan `commit` (the tip's plans are
-# the default run's; a tip row with plan `commit` would need a snapshot
-# that the default run calls stale).
+# The three patches before the tip, plan `commit`: the last commit of a
+# --commits range gets the tip plan, hence --tip-plan commit (the real
+# tip with plan `commit` would need a snapshot that the full default run
+# calls stale).
 last=$(ls patches/v"$(sed -n '/^\[series\]/,/^\[/s/^version = \([0-9]*\)/\1/p' patches/series.toml)" | grep -c '^[0-9]*-.*\.patch$')
 last=$((last - 2))
-args="--commits $((last - 2))..$last"
+args="--commits $((last - 2))..$last --tip-plan commit"
 out=$(pwd)/target/gitlab-local
 rm -rf "$out" results .gitlab-ci-local
 mkdir -p "$out"
@@ -92,7 +93,7 @@ snap=$(find "$scratch/selftests/snapshots/kvm-mm/commit" -name "$(printf %04d $(
 sed -i '0,/: pass$/s//: fail/' "$snap"
 (cd "$scratch" && git -c user.name=kmm -c user.email=kmm@kvm-mm.invalid commit -qam "an edited snapshot")
 row="$(basename "$snap" .snap)/kvm-mm/commit"
-if run_pipeline "$scratch" "--commits $((last - 1))..$((last - 1))" "$out/fail.log"; then
+if run_pipeline "$scratch" "--commits $((last - 1))..$((last - 1)) --tip-plan commit" "$out/fail.log"; then
 	echo "ci/gitlab-local.sh: the pipeline passed with an edited snapshot" >&2
 	exit 1
 fi
