@@ -15,7 +15,10 @@
  *    mapping of the memfd that is never changed);
  *  - once a mapping is back, a send that succeeded must be in the page, and
  *    after clear_refs it must have made the page soft-dirty;
- *  - no send may take longer than SEND_TIMEOUT_MS (no livelock).
+ *  - no send may take longer than SEND_TIMEOUT_MS (no livelock), and one
+ *    that has not returned JOIN_TIMEOUT_S after the last round fails the
+ *    test there, with the stats, rather than at the runner's timeout,
+ *    which loses the test's output.
  * It prints the sends by outcome, the slowest send and the per-VM
  * pfncache stats, i.e. the invalidations by hook and the refresh retries
  * and waits.
@@ -33,6 +36,7 @@
  * reports itself as skipped: a measurement passes or fails nothing.
  */
 #define _GNU_SOURCE /* memfd_create(), mremap() */
+#include <errno.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -55,6 +59,7 @@
 #define VCPU_INFO_PAGE2		2
 
 #define SEND_TIMEOUT_MS		5000
+#define JOIN_TIMEOUT_S		30
 #define DEFAULT_ROUNDS		20
 #define UNRELATED_REFRESHES	2000
 
@@ -120,8 +125,14 @@ static void *vcpu_thread(void *arg)
 
 	while (!READ_ONCE(s->stop)) {
 		vcpu_run(s->vcpu);
-		TEST_ASSERT(get_ucall(s->vcpu, &uc) == UCALL_SYNC,
-			    "unexpected exit %u from the guest", s->vcpu->run->exit_reason);
+		if (get_ucall(s->vcpu, &uc) != UCALL_SYNC) {
+			struct kvm_regs regs;
+
+			vcpu_regs_get(s->vcpu, &regs);
+			TEST_FAIL("unexpected exit %u from the guest at rip 0x%llx, phase %d",
+				  s->vcpu->run->exit_reason, regs.rip,
+				  __atomic_load_n(&s->phase, __ATOMIC_ACQUIRE));
+		}
 	}
 	return NULL;
 }
@@ -365,6 +376,30 @@ static void check_unrelated(struct stress *s)
 			 "unrelated_invalidations\n");
 }
 
+/*
+ * Join @tid, or fail the test if it does not end within JOIN_TIMEOUT_S: a
+ * thread stuck in an ioctl is the livelock the test is looking for. exit()
+ * kills it, and KVM's waits for invalidations are killable.
+ */
+static void join_or_fail(struct stress *s, pthread_t tid, const char *what)
+{
+	struct timespec deadline;
+	int r;
+
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += JOIN_TIMEOUT_S;
+	r = pthread_timedjoin_np(tid, NULL, &deadline);
+	if (!r)
+		return;
+	TEST_ASSERT(r == ETIMEDOUT, "pthread_timedjoin_np failed: %d", r);
+	ksft_print_msg("the %s thread is still in the kernel %d s after the last round (sends ok=%lu, phase %d)\n",
+		       what, JOIN_TIMEOUT_S, READ_ONCE(s->sends_ok),
+		       READ_ONCE(s->phase));
+	print_pfncache_stats(s->vm);
+	ksft_test_result_fail("stress\n");
+	ksft_exit_fail();
+}
+
 static void run_stress(int rounds)
 {
 	pthread_t vcpu_tid, sender_tid, noise_tid;
@@ -412,10 +447,10 @@ static void run_stress(int rounds)
 		ok &= round_of_mutations(&s);
 
 	WRITE_ONCE(s.stop, true);
-	pthread_join(sender_tid, NULL);
-	pthread_join(noise_tid, NULL);
+	join_or_fail(&s, sender_tid, "sender");
+	join_or_fail(&s, noise_tid, "noise");
 	/* The guest exits to userspace at every GUEST_SYNC. */
-	pthread_join(vcpu_tid, NULL);
+	join_or_fail(&s, vcpu_tid, "vCPU");
 
 	ksft_print_msg("%d rounds: sends ok=%lu efault=%lu other=%lu, slowest %lu us\n",
 		       i, s.sends_ok, s.sends_efault, s.sends_other,
