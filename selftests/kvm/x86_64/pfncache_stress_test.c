@@ -392,8 +392,9 @@ static void join_or_fail(struct stress *s, pthread_t tid, const char *what)
 	if (!r)
 		return;
 	TEST_ASSERT(r == ETIMEDOUT, "pthread_timedjoin_np failed: %d", r);
-	ksft_print_msg("the %s thread is still in the kernel %d s after the last round (sends ok=%lu, phase %d)\n",
-		       what, JOIN_TIMEOUT_S, READ_ONCE(s->sends_ok),
+	ksft_print_msg("the %s thread is still in the kernel %d s after the last round\n",
+		       what, JOIN_TIMEOUT_S);
+	ksft_print_msg("sends ok=%lu, phase %d\n", READ_ONCE(s->sends_ok),
 		       READ_ONCE(s->phase));
 	print_pfncache_stats(s->vm);
 	ksft_test_result_fail("stress\n");
