@@ -35,7 +35,8 @@
  * -v vCPUs). It runs on kernels without the series too, to compare, and
  * reports itself as skipped: a measurement passes or fails nothing.
  */
-#define _GNU_SOURCE /* memfd_create(), mremap() */
+#define _GNU_SOURCE /* memfd_create(), mremap(), pthread_timedjoin_np() */
+#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
@@ -376,6 +377,42 @@ static void check_unrelated(struct stress *s)
 			 "unrelated_invalidations\n");
 }
 
+/* Print each thread's state and wait channel, from /proc/self/task. */
+static void print_threads(void)
+{
+	char path[64], stat[256], wchan[64];
+	struct dirent *e;
+	DIR *d = opendir("/proc/self/task");
+
+	while (d && (e = readdir(d))) {
+		FILE *f;
+
+		if (e->d_name[0] == '.')
+			continue;
+		stat[0] = wchan[0] = '\0';
+		snprintf(path, sizeof(path), "/proc/self/task/%s/stat", e->d_name);
+		f = fopen(path, "r");
+		if (f) {
+			if (!fgets(stat, sizeof(stat), f))
+				stat[0] = '\0';
+			fclose(f);
+		}
+		snprintf(path, sizeof(path), "/proc/self/task/%s/wchan", e->d_name);
+		f = fopen(path, "r");
+		if (f) {
+			if (!fgets(wchan, sizeof(wchan), f))
+				wchan[0] = '\0';
+			fclose(f);
+		}
+		/* The state is the field after "(comm)". */
+		ksft_print_msg("thread %s: state %c, wchan %s\n", e->d_name,
+			       strrchr(stat, ')') ? strrchr(stat, ')')[2] : '?',
+			       wchan[0] ? wchan : "-");
+	}
+	if (d)
+		closedir(d);
+}
+
 /*
  * Join @tid, or fail the test if it does not end within JOIN_TIMEOUT_S: a
  * thread stuck in an ioctl is the livelock the test is looking for. exit()
@@ -397,6 +434,7 @@ static void join_or_fail(struct stress *s, pthread_t tid, const char *what)
 	ksft_print_msg("sends ok=%lu, phase %d\n", READ_ONCE(s->sends_ok),
 		       READ_ONCE(s->phase));
 	print_pfncache_stats(s->vm);
+	print_threads();
 	ksft_test_result_fail("stress\n");
 	ksft_exit_fail();
 }
