@@ -77,6 +77,7 @@ struct stress {
 	struct kvm_vcpu *vcpu;
 	size_t page_size;
 	int memfd;
+	int vcpu_stats_fd;	/* opened before KVM_RUN holds vcpu->mutex */
 	uint8_t *shmem;
 	uint8_t *alias;
 	uint8_t *noise;		/* outside guest memory */
@@ -389,7 +390,8 @@ static void print_threads(void)
 
 		if (e->d_name[0] == '.')
 			continue;
-		stat[0] = wchan[0] = '\0';
+		stat[0] = '\0';
+		wchan[0] = '\0';
 		snprintf(path, sizeof(path), "/proc/self/task/%s/stat", e->d_name);
 		f = fopen(path, "r");
 		if (f) {
@@ -411,6 +413,50 @@ static void print_threads(void)
 	}
 	if (d)
 		closedir(d);
+}
+
+static const char * const vcpu_stat_names[] = {
+	"exits", "io_exits", "pf_taken", "pf_fixed", "pf_spurious",
+	"pf_emulate", "halt_exits", "insn_emulation",
+};
+
+/* The vCPU stats above, read from @fd, which the vCPU's ioctls don't lock. */
+static void read_vcpu_stats(int fd, uint64_t *v)
+{
+	struct kvm_stats_header header;
+	struct kvm_stats_desc *stats, *desc;
+	int i, j;
+
+	read_stats_header(fd, &header);
+	stats = read_stats_descriptors(fd, &header);
+	for (j = 0; j < ARRAY_SIZE(vcpu_stat_names); j++) {
+		v[j] = 0;
+		for (i = 0; i < header.num_desc; i++) {
+			desc = get_stats_descriptor(stats, i, &header);
+			if (!strcmp(desc->name, vcpu_stat_names[j])) {
+				read_stat_data(fd, &header, desc, &v[j], 1);
+				break;
+			}
+		}
+	}
+	free(stats);
+}
+
+/*
+ * What a vCPU stuck in KVM_RUN does: the growth of its exit and page fault
+ * counters over one second. None means it is in the guest.
+ */
+static void print_vcpu_progress(struct stress *s)
+{
+	uint64_t a[ARRAY_SIZE(vcpu_stat_names)], b[ARRAY_SIZE(vcpu_stat_names)];
+	int j;
+
+	read_vcpu_stats(s->vcpu_stats_fd, a);
+	sleep(1);
+	read_vcpu_stats(s->vcpu_stats_fd, b);
+	for (j = 0; j < ARRAY_SIZE(vcpu_stat_names); j++)
+		ksft_print_msg("vCPU %s: %lu, +%lu in 1 s\n", vcpu_stat_names[j],
+			       (unsigned long)b[j], (unsigned long)(b[j] - a[j]));
 }
 
 /*
@@ -435,6 +481,7 @@ static void join_or_fail(struct stress *s, pthread_t tid, const char *what)
 		       READ_ONCE(s->phase));
 	print_pfncache_stats(s->vm);
 	print_threads();
+	print_vcpu_progress(s);
 	ksft_test_result_fail("stress\n");
 	ksft_exit_fail();
 }
@@ -450,6 +497,9 @@ static void run_stress(int rounds)
 	s.page_size = getpagesize();
 	size = SHMEM_PAGES * s.page_size;
 	s.vm = vm_create_with_one_vcpu(&s.vcpu, guest_code);
+	s.vcpu_stats_fd = __vcpu_ioctl(s.vcpu, KVM_GET_STATS_FD, NULL);
+	TEST_ASSERT(s.vcpu_stats_fd >= 0, "KVM_GET_STATS_FD failed: %s",
+		    strerror(errno));
 
 	s.memfd = memfd_create("pfncache_stress_test", 0);
 	TEST_ASSERT(s.memfd >= 0, "memfd_create failed");
@@ -510,6 +560,7 @@ static void run_stress(int rounds)
 			       (unsigned long)(s.slowest_ns / 1000000));
 		ok = false;
 	}
+	close(s.vcpu_stats_fd);
 	kvm_vm_free(s.vm);
 	ksft_test_result(ok, "stress\n");
 }
