@@ -378,6 +378,19 @@ static void check_unrelated(struct stress *s)
 			 "unrelated_invalidations\n");
 }
 
+/* The first line of @path into @buf, or an empty string. */
+static void read_first_line(const char *path, char *buf, int size)
+{
+	FILE *f = fopen(path, "r");
+
+	buf[0] = '\0';
+	if (f) {
+		if (!fgets(buf, size, f))
+			buf[0] = '\0';
+		fclose(f);
+	}
+}
+
 /* Print each thread's state and wait channel, from /proc/self/task. */
 static void print_threads(void)
 {
@@ -386,26 +399,12 @@ static void print_threads(void)
 	DIR *d = opendir("/proc/self/task");
 
 	while (d && (e = readdir(d))) {
-		FILE *f;
-
 		if (e->d_name[0] == '.')
 			continue;
-		stat[0] = '\0';
-		wchan[0] = '\0';
 		snprintf(path, sizeof(path), "/proc/self/task/%s/stat", e->d_name);
-		f = fopen(path, "r");
-		if (f) {
-			if (!fgets(stat, sizeof(stat), f))
-				stat[0] = '\0';
-			fclose(f);
-		}
+		read_first_line(path, stat, sizeof(stat));
 		snprintf(path, sizeof(path), "/proc/self/task/%s/wchan", e->d_name);
-		f = fopen(path, "r");
-		if (f) {
-			if (!fgets(wchan, sizeof(wchan), f))
-				wchan[0] = '\0';
-			fclose(f);
-		}
+		read_first_line(path, wchan, sizeof(wchan));
 		/* The state is the field after "(comm)". */
 		ksft_print_msg("thread %s: state %c, wchan %s\n", e->d_name,
 			       strrchr(stat, ')') ? strrchr(stat, ')')[2] : '?',
