@@ -77,7 +77,10 @@ struct stress {
 	struct kvm_vcpu *vcpu;
 	size_t page_size;
 	int memfd;
-	int vcpu_stats_fd;	/* opened before KVM_RUN holds vcpu->mutex */
+	/* The vCPU's stats, opened before KVM_RUN holds vcpu->mutex. */
+	int vcpu_stats_fd;
+	struct kvm_stats_header vcpu_stats_header;
+	struct kvm_stats_desc *vcpu_stats_desc;
 	uint8_t *shmem;
 	uint8_t *alias;
 	uint8_t *noise;		/* outside guest memory */
@@ -391,12 +394,28 @@ static void read_first_line(const char *path, char *buf, int size)
 	}
 }
 
-/* Print each thread's state and wait channel, from /proc/self/task. */
+/* Print thread @tid's kernel stack, where shown (root, STACKTRACE=y). */
+static void print_stack(const char *tid)
+{
+	char path[64], line[128];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%s/stack", tid);
+	f = fopen(path, "r");
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f))
+		ksft_print_msg("thread %s:   %s", tid, line);
+	fclose(f);
+}
+
+/* Print each thread's state, wait channel and stack, from /proc/self/task. */
 static void print_threads(void)
 {
 	char path[64], stat[256], wchan[64];
 	struct dirent *e;
 	DIR *d = opendir("/proc/self/task");
+	const char *comm_end;
 
 	while (d && (e = readdir(d))) {
 		if (e->d_name[0] == '.')
@@ -406,9 +425,11 @@ static void print_threads(void)
 		snprintf(path, sizeof(path), "/proc/self/task/%s/wchan", e->d_name);
 		read_first_line(path, wchan, sizeof(wchan));
 		/* The state is the field after "(comm)". */
+		comm_end = strrchr(stat, ')');
 		ksft_print_msg("thread %s: state %c, wchan %s\n", e->d_name,
-			       strrchr(stat, ')') ? strrchr(stat, ')')[2] : '?',
+			       comm_end && comm_end[1] ? comm_end[2] : '?',
 			       wchan[0] ? wchan : "-");
+		print_stack(e->d_name);
 	}
 	if (d)
 		closedir(d);
@@ -419,26 +440,38 @@ static const char * const vcpu_stat_names[] = {
 	"pf_emulate", "halt_exits", "insn_emulation",
 };
 
-/* The vCPU stats above, read from @fd, which the vCPU's ioctls don't lock. */
-static void read_vcpu_stats(int fd, uint64_t *v)
+/*
+ * Open the vCPU's stats file and read its header and descriptors, once:
+ * read_stats_header() reads at the file position, which it advances.
+ */
+static void open_vcpu_stats(struct stress *s)
 {
-	struct kvm_stats_header header;
-	struct kvm_stats_desc *stats, *desc;
+	s->vcpu_stats_fd = __vcpu_ioctl(s->vcpu, KVM_GET_STATS_FD, NULL);
+	TEST_ASSERT(s->vcpu_stats_fd >= 0, "KVM_GET_STATS_FD failed: %s",
+		    strerror(errno));
+	read_stats_header(s->vcpu_stats_fd, &s->vcpu_stats_header);
+	s->vcpu_stats_desc = read_stats_descriptors(s->vcpu_stats_fd,
+						    &s->vcpu_stats_header);
+}
+
+/* The vCPU stats above; reading them does not lock the vCPU. */
+static void read_vcpu_stats(struct stress *s, uint64_t *v)
+{
+	struct kvm_stats_header *header = &s->vcpu_stats_header;
+	struct kvm_stats_desc *desc;
 	int i, j;
 
-	read_stats_header(fd, &header);
-	stats = read_stats_descriptors(fd, &header);
 	for (j = 0; j < ARRAY_SIZE(vcpu_stat_names); j++) {
 		v[j] = 0;
-		for (i = 0; i < header.num_desc; i++) {
-			desc = get_stats_descriptor(stats, i, &header);
+		for (i = 0; i < header->num_desc; i++) {
+			desc = get_stats_descriptor(s->vcpu_stats_desc, i, header);
 			if (!strcmp(desc->name, vcpu_stat_names[j])) {
-				read_stat_data(fd, &header, desc, &v[j], 1);
+				read_stat_data(s->vcpu_stats_fd, header, desc,
+					       &v[j], 1);
 				break;
 			}
 		}
 	}
-	free(stats);
 }
 
 /*
@@ -450,9 +483,9 @@ static void print_vcpu_progress(struct stress *s)
 	uint64_t a[ARRAY_SIZE(vcpu_stat_names)], b[ARRAY_SIZE(vcpu_stat_names)];
 	int j;
 
-	read_vcpu_stats(s->vcpu_stats_fd, a);
+	read_vcpu_stats(s, a);
 	sleep(1);
-	read_vcpu_stats(s->vcpu_stats_fd, b);
+	read_vcpu_stats(s, b);
 	for (j = 0; j < ARRAY_SIZE(vcpu_stat_names); j++)
 		ksft_print_msg("vCPU %s: %lu, +%lu in 1 s\n", vcpu_stat_names[j],
 			       (unsigned long)b[j], (unsigned long)(b[j] - a[j]));
@@ -496,9 +529,7 @@ static void run_stress(int rounds)
 	s.page_size = getpagesize();
 	size = SHMEM_PAGES * s.page_size;
 	s.vm = vm_create_with_one_vcpu(&s.vcpu, guest_code);
-	s.vcpu_stats_fd = __vcpu_ioctl(s.vcpu, KVM_GET_STATS_FD, NULL);
-	TEST_ASSERT(s.vcpu_stats_fd >= 0, "KVM_GET_STATS_FD failed: %s",
-		    strerror(errno));
+	open_vcpu_stats(&s);
 
 	s.memfd = memfd_create("pfncache_stress_test", 0);
 	TEST_ASSERT(s.memfd >= 0, "memfd_create failed");
@@ -559,6 +590,7 @@ static void run_stress(int rounds)
 			       (unsigned long)(s.slowest_ns / 1000000));
 		ok = false;
 	}
+	free(s.vcpu_stats_desc);
 	close(s.vcpu_stats_fd);
 	kvm_vm_free(s.vm);
 	ksft_test_result(ok, "stress\n");
