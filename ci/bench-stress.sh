@@ -35,8 +35,9 @@ i=1
 while [ "$i" -le "$n" ]; do
 	for policy in start split; do
 		log=$dir/console-$policy-$i.log
+		# kvm_amd.npt=0 as in the plans (selftests/plans/pfncache-stress.toml).
 		# shellcheck disable=SC2046 # no word for start, one for split
-		flock "$lock" "$boot" "$dir/bzImage" "$dir/initramfs.cpio" "$log" \
+		flock "$lock" "$boot" "$dir/bzImage" "$dir/initramfs.cpio" "$log" kvm_amd.npt=0 \
 			$( [ "$policy" = split ] && echo kvm.pfncache_inval=split) >/dev/null 2>&1 || true
 		# The stats the stress test prints last, and its result.
 		stats=$(awk '/selftests: kvm: pfncache_stress_test/ { s = 1 }

@@ -40,6 +40,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -63,6 +64,7 @@
 #define JOIN_TIMEOUT_S		30
 #define DEFAULT_ROUNDS		20
 #define UNRELATED_REFRESHES	2000
+#define NR_EXCEPTIONS		32
 
 /* What the memslot maps at the shared_info gfn while a send runs. */
 enum phase {
@@ -90,6 +92,7 @@ struct stress {
 	int phase;
 	unsigned int epoch;	/* bumped at every mutation */
 	bool stop;
+	bool dump_vcpu;		/* print the vCPU's state at its next exit */
 
 	/* Written by the noise thread. */
 	unsigned long noise_ops;
@@ -108,6 +111,18 @@ static void guest_code(void)
 		GUEST_SYNC(0);
 }
 
+/*
+ * The guest takes no exception. Should it take one, report it rather than
+ * triple fault: the shutdown exit resets the vCPU, which loses its state.
+ */
+static void guest_exception(struct ex_regs *regs)
+{
+	uint64_t cr2;
+
+	asm volatile("mov %%cr2, %0" : "=r"(cr2));
+	GUEST_ASSERT_4(false, regs->vector, regs->error_code, regs->rip, cr2);
+}
+
 static uint64_t now_ns(void)
 {
 	struct timespec ts;
@@ -123,16 +138,69 @@ static void set_vcpu_gpa(struct kvm_vcpu *vcpu, uint16_t type, uint64_t gpa)
 	vcpu_ioctl(vcpu, KVM_XEN_VCPU_SET_ATTR, &a);
 }
 
+/* SIGUSR1 only interrupts KVM_RUN: see dump_vcpu_state(). */
+static void sigusr1_handler(int sig)
+{
+}
+
+/*
+ * Where a vCPU that does not come back to userspace is: its registers and
+ * the event it is delivering. KVM_RUN returns -EINTR for a signal only
+ * between two entries into the guest, so this shows a vCPU that exits to
+ * KVM and enters the guest again and again, not one that stays in it.
+ */
+static void dump_vcpu_state(struct stress *s)
+{
+	struct kvm_vcpu_events events;
+	struct kvm_sregs sregs;
+	struct kvm_regs regs;
+
+	vcpu_regs_get(s->vcpu, &regs);
+	vcpu_sregs_get(s->vcpu, &sregs);
+	vcpu_events_get(s->vcpu, &events);
+	ksft_print_msg("vCPU: rip 0x%llx rsp 0x%llx rflags 0x%llx\n",
+		       regs.rip, regs.rsp, regs.rflags);
+	ksft_print_msg("vCPU: cr0 0x%llx cr2 0x%llx cr3 0x%llx cr4 0x%llx\n",
+		       sregs.cr0, sregs.cr2, sregs.cr3, sregs.cr4);
+	ksft_print_msg("vCPU: exception injected %u pending %u nr %u error 0x%x%s\n",
+		       events.exception.injected, events.exception.pending,
+		       events.exception.nr, events.exception.error_code,
+		       events.exception.has_error_code ? "" : " (none)");
+	ksft_print_msg("vCPU: interrupt injected %u nr %u, nmi injected %u pending %u\n",
+		       events.interrupt.injected, events.interrupt.nr,
+		       events.nmi.injected, events.nmi.pending);
+}
+
 static void *vcpu_thread(void *arg)
 {
 	struct stress *s = arg;
 	struct ucall uc;
 
 	while (!READ_ONCE(s->stop)) {
-		vcpu_run(s->vcpu);
-		if (get_ucall(s->vcpu, &uc) != UCALL_SYNC) {
-			struct kvm_regs regs;
+		struct kvm_regs regs;
 
+		if (__vcpu_run(s->vcpu) < 0) {
+			TEST_ASSERT(errno == EINTR, KVM_IOCTL_ERROR(KVM_RUN, -1));
+			if (READ_ONCE(s->dump_vcpu)) {
+				dump_vcpu_state(s);
+				return NULL;
+			}
+			continue;
+		}
+		switch (get_ucall(s->vcpu, &uc)) {
+		case UCALL_SYNC:
+			continue;
+		case UCALL_UNHANDLED:
+			TEST_FAIL("unexpected vector %lu in the guest, phase %d",
+				  (unsigned long)uc.args[0],
+				  __atomic_load_n(&s->phase, __ATOMIC_ACQUIRE));
+			break;
+		case UCALL_ABORT:
+			ksft_print_msg("guest exception in phase %d\n",
+				       __atomic_load_n(&s->phase, __ATOMIC_ACQUIRE));
+			REPORT_GUEST_ASSERT_4(uc, "vector %lu err 0x%lx rip 0x%lx cr2 0x%lx");
+			break;
+		default:
 			vcpu_regs_get(s->vcpu, &regs);
 			TEST_FAIL("unexpected exit %u from the guest at rip 0x%llx, phase %d",
 				  s->vcpu->run->exit_reason, regs.rip,
@@ -496,24 +564,37 @@ static void print_vcpu_progress(struct stress *s)
  * thread stuck in an ioctl is the livelock the test is looking for. exit()
  * kills it, and KVM's waits for invalidations are killable.
  */
-static void join_or_fail(struct stress *s, pthread_t tid, const char *what)
+static int join_within(pthread_t tid, int seconds)
 {
 	struct timespec deadline;
 	int r;
 
 	clock_gettime(CLOCK_REALTIME, &deadline);
-	deadline.tv_sec += JOIN_TIMEOUT_S;
+	deadline.tv_sec += seconds;
 	r = pthread_timedjoin_np(tid, NULL, &deadline);
-	if (!r)
+	TEST_ASSERT(!r || r == ETIMEDOUT, "pthread_timedjoin_np failed: %d", r);
+	return r;
+}
+
+static void join_or_fail(struct stress *s, pthread_t tid, const char *what,
+			 bool is_vcpu)
+{
+	if (!join_within(tid, JOIN_TIMEOUT_S))
 		return;
-	TEST_ASSERT(r == ETIMEDOUT, "pthread_timedjoin_np failed: %d", r);
 	ksft_print_msg("the %s thread is still in the kernel %d s after the last round\n",
 		       what, JOIN_TIMEOUT_S);
 	ksft_print_msg("sends ok=%lu, phase %d\n", READ_ONCE(s->sends_ok),
 		       READ_ONCE(s->phase));
 	print_pfncache_stats(s->vm);
 	print_threads();
-	print_vcpu_progress(s);
+	if (is_vcpu) {
+		print_vcpu_progress(s);
+		/* Interrupt KVM_RUN; the thread prints the vCPU's state. */
+		WRITE_ONCE(s->dump_vcpu, true);
+		pthread_kill(tid, SIGUSR1);
+		if (join_within(tid, 5))
+			ksft_print_msg("KVM_RUN did not return for a signal within 5 s\n");
+	}
 	ksft_test_result_fail("stress\n");
 	ksft_exit_fail();
 }
@@ -529,7 +610,15 @@ static void run_stress(int rounds)
 	s.page_size = getpagesize();
 	size = SHMEM_PAGES * s.page_size;
 	s.vm = vm_create_with_one_vcpu(&s.vcpu, guest_code);
+	vm_init_descriptor_tables(s.vm);
+	vcpu_init_descriptor_tables(s.vcpu);
+	for (i = 0; i < NR_EXCEPTIONS; i++)
+		vm_install_exception_handler(s.vm, i, guest_exception);
 	open_vcpu_stats(&s);
+	/* No SA_RESTART: the signal must make KVM_RUN return. */
+	TEST_ASSERT(!sigaction(SIGUSR1, &(struct sigaction){
+				.sa_handler = sigusr1_handler }, NULL),
+		    "sigaction failed");
 
 	s.memfd = memfd_create("pfncache_stress_test", 0);
 	TEST_ASSERT(s.memfd >= 0, "memfd_create failed");
@@ -566,10 +655,10 @@ static void run_stress(int rounds)
 		ok &= round_of_mutations(&s);
 
 	WRITE_ONCE(s.stop, true);
-	join_or_fail(&s, sender_tid, "sender");
-	join_or_fail(&s, noise_tid, "noise");
+	join_or_fail(&s, sender_tid, "sender", false);
+	join_or_fail(&s, noise_tid, "noise", false);
 	/* The guest exits to userspace at every GUEST_SYNC. */
-	join_or_fail(&s, vcpu_tid, "vCPU");
+	join_or_fail(&s, vcpu_tid, "vCPU", true);
 
 	ksft_print_msg("%d rounds: sends ok=%lu efault=%lu other=%lu, slowest %lu us\n",
 		       i, s.sends_ok, s.sends_efault, s.sends_other,

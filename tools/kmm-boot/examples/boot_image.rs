@@ -10,7 +10,9 @@
 //! ```
 //!
 //! Prints the outcome and the elapsed time on one line; exits 0 when the
-//! guest powered off without a splat.
+//! guest powered off without a splat. For experiments on the environment,
+//! `BOOT_SMP=N` and `BOOT_CPU=MODEL[,FEATURES]` override the CPU count and
+//! the `-cpu` argument.
 
 use std::error::Error;
 use std::path::PathBuf;
@@ -32,6 +34,14 @@ fn main() -> Result<(), Box<dyn Error>> {
     config.boot_timeout = Duration::from_secs(1200);
     config.stall_timeout = Some(Duration::from_secs(300));
     config.console_log = Some(console);
+    if let Ok(smp) = std::env::var("BOOT_SMP") {
+        config.smp = smp
+            .parse()
+            .map_err(|e| format!("BOOT_SMP={smp}: {e}"))?;
+    }
+    if let Ok(cpu) = std::env::var("BOOT_CPU") {
+        config.cpu = cpu;
+    }
     let report = Qemu::new(config).boot(&mut |_: &str| {})?;
     println!(
         "{} in {:.0}s, {} splat(s)",
