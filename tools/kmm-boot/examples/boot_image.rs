@@ -35,9 +35,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     config.stall_timeout = Some(Duration::from_secs(300));
     config.console_log = Some(console);
     if let Ok(smp) = std::env::var("BOOT_SMP") {
-        config.smp = smp
-            .parse()
-            .map_err(|e| format!("BOOT_SMP={smp}: {e}"))?;
+        config.smp = smp.parse().map_err(|e| format!("BOOT_SMP={smp}: {e}"))?;
     }
     if let Ok(cpu) = std::env::var("BOOT_CPU") {
         config.cpu = cpu;
