@@ -600,7 +600,8 @@ fn send_refuses_bad_requests_with_exit_2() {
     let (d, repo) = super::mini_repo();
     let cache = d.path().join("cache");
     // Import the base first: its progress line is not part of the errors.
-    assert_eq!(kmm(&["base"], &repo, &cache).status.code(), Some(0));
+    let out = kmm(&["base"], &repo, &cache);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let one_line = |args: &[&str], needle: &str| {
         let out = kmm(args, &repo, &cache);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
