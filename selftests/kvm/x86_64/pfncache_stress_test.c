@@ -177,7 +177,7 @@ static void *vcpu_thread(void *arg)
 	struct ucall uc;
 
 	while (!READ_ONCE(s->stop)) {
-		struct kvm_regs regs;
+		struct kvm_regs regs;	/* for an unexpected exit */
 
 		if (__vcpu_run(s->vcpu) < 0) {
 			TEST_ASSERT(errno == EINTR, KVM_IOCTL_ERROR(KVM_RUN, -1));
@@ -559,11 +559,7 @@ static void print_vcpu_progress(struct stress *s)
 			       (unsigned long)b[j], (unsigned long)(b[j] - a[j]));
 }
 
-/*
- * Join @tid, or fail the test if it does not end within JOIN_TIMEOUT_S: a
- * thread stuck in an ioctl is the livelock the test is looking for. exit()
- * kills it, and KVM's waits for invalidations are killable.
- */
+/* Join @tid within @seconds: 0 if it ended, ETIMEDOUT if not. */
 static int join_within(pthread_t tid, int seconds)
 {
 	struct timespec deadline;
@@ -576,6 +572,11 @@ static int join_within(pthread_t tid, int seconds)
 	return r;
 }
 
+/*
+ * Join @tid, or fail the test if it does not end within JOIN_TIMEOUT_S: a
+ * thread stuck in an ioctl is the livelock the test is looking for. exit()
+ * kills it, and KVM's waits for invalidations are killable.
+ */
 static void join_or_fail(struct stress *s, pthread_t tid, const char *what,
 			 bool is_vcpu)
 {
