@@ -3,7 +3,7 @@
 # one inside it, with many gfn_to_pfn caches, before and after the series,
 # in one run:
 #
-#   sh ci/bench-notifier.sh [-I] [-r ROUNDS] [-C CONFIG] [-k COMMITS] [VCPUS] [ITERATIONS]
+#   sh ci/bench-notifier.sh [-I] [-r ROUNDS] [-C CONFIG] [-k COMMITS] [-p POLICY] [VCPUS] [ITERATIONS]
 #
 # builds the base, the last commit before "KVM: Walk the gfn_to_pfn caches
 # only for ranges in guest memory", that commit and the tip (or the
@@ -16,6 +16,8 @@
 # memory, and of a guest memory page that no cache uses, without caches and
 # with three caches per vCPU. Prints each boot, then per kernel the median
 # and the range over the rounds, and the ratios of the medians.
+# -p POLICY boots with kvm.pfncache_inval=POLICY (e.g. split; default: the
+# kernel's default, start); a kernel without the parameter ignores it.
 # With CONFIG_KVM=m, /init loads irqbypass, kvm and kvm-amd once the TSC
 # calibration is final, as kmm-boot does.
 # Timing under TCG: compare kernels within one run, not across machines.
@@ -27,15 +29,16 @@
 # Builds and boots hold /tmp/kmm-build.lock: never two at once.
 set -eu
 cd "$(dirname "$0")/.."
-rounds=5 config=kvm-mm kernels= icount=
+rounds=5 config=kvm-mm kernels= icount= policy=
 accel="-smp 2"
-while getopts Ir:C:k: o; do
+while getopts Ir:C:k:p: o; do
 	case $o in
 	I) icount=1 accel="-smp 1 -icount shift=0,sleep=off" ;;
 	r) rounds=$OPTARG ;;
 	C) config=$OPTARG ;;
 	k) kernels=$OPTARG ;;
-	*) echo "usage: $0 [-I] [-r ROUNDS] [-C CONFIG] [-k COMMITS] [VCPUS] [ITERATIONS]" >&2; exit 2 ;;
+	p) policy=$OPTARG ;;
+	*) echo "usage: $0 [-I] [-r ROUNDS] [-C CONFIG] [-k COMMITS] [-p POLICY] [VCPUS] [ITERATIONS]" >&2; exit 2 ;;
 	esac
 done
 unit=ns
@@ -76,7 +79,12 @@ for c in $kernels; do
 	fi
 done
 
-# The worktree is at the tip now: build the test there, statically.
+# Build the test from the tip, statically: check the tip out unless it was
+# the last kernel built (-k may end elsewhere).
+case " $kernels " in
+*" tip ") ;;
+*) flock "$lock" "$kmm" build --config "$config" --commit tip >/dev/null ;;
+esac
 flock "$lock" make -s -C "$src" O="$build" headers_install
 mkdir -p "$tmp/st"
 flock "$lock" make -s -C "$src/tools/testing/selftests/kvm" OUTPUT="$tmp/st" \
@@ -100,8 +108,11 @@ if [ -f /lib/kvm.ko ]; then
 	cs=/sys/devices/system/clocksource/clocksource0/available_clocksource
 	i=0
 	while grep -q tsc-early \$cs && [ \$i -lt 600 ]; do sleep 0.1; i=\$((i + 1)); done
-	for m in irqbypass kvm kvm-amd; do insmod /lib/\$m.ko || echo "bench: insmod \$m failed"; done
+	insmod /lib/irqbypass.ko || echo "bench: insmod irqbypass failed"
+	insmod /lib/kvm.ko ${policy:+pfncache_inval=$policy} || echo "bench: insmod kvm failed"
+	insmod /lib/kvm-amd.ko || echo "bench: insmod kvm-amd failed"
 fi
+echo "bench: policy \$(cat /sys/module/kvm/parameters/pfncache_inval 2>/dev/null || echo none)"
 /bin/pfncache_stress_test -c -v $vcpus -i $iterations
 poweroff -f
 INIT
@@ -117,13 +128,15 @@ while [ "$r" -le "$rounds" ]; do
 		flock "$lock" timeout 900 qemu-system-x86_64 -accel tcg -cpu max $accel -m 2G \
 			-nographic -no-reboot -kernel "$tmp/k-$c/bzImage" \
 			-initrd "$tmp/initramfs-$c.cpio" \
-			-append "console=ttyS0 tsc=reliable panic=-1 quiet" >"$tmp/log-$c-$r" 2>&1 || true
+			-append "console=ttyS0 tsc=reliable panic=-1 quiet${policy:+ kvm.pfncache_inval=$policy}" \
+			>"$tmp/log-$c-$r" 2>&1 || true
 		out=$(grep -v ', inside' "$tmp/log-$c-$r" | sed -n "$pat.*/\\1 \\2 \\3/p")
 		inside=$(grep ', inside' "$tmp/log-$c-$r" | sed -n "$pat.*/\\1 \\2/p")
 		[ -n "$out" ] && [ -n "$inside" ] || { echo "bench-notifier: no result from the $c kernel (round $r):" >&2; tail -20 "$tmp/log-$c-$r" >&2; exit 1; }
 		echo "$c $out $inside" >>"$tmp/results"
+		pol=$(grep -ao 'bench: policy [a-z_]*' "$tmp/log-$c-$r" | head -1 | sed 's/^bench: policy //')
 		set -- $out $inside
-		echo "round $r, $c: outside guest memory $1 $unit without caches, $2 with $3 caches; inside $4 without, $5 with"
+		echo "round $r, $c (policy ${pol:-?}): outside guest memory $1 $unit without caches, $2 with $3 caches; inside $4 without, $5 with"
 	done
 	r=$((r + 1))
 done
