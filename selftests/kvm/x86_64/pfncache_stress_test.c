@@ -465,7 +465,7 @@ static void read_first_line(const char *path, char *buf, int size)
 /* Print thread @tid's kernel stack, where shown (root, STACKTRACE=y). */
 static void print_stack(const char *tid)
 {
-	char path[64], line[128];
+	char path[PATH_MAX], line[128];
 	FILE *f;
 
 	snprintf(path, sizeof(path), "/proc/self/task/%s/stack", tid);
@@ -480,7 +480,7 @@ static void print_stack(const char *tid)
 /* Print each thread's state, wait channel and stack, from /proc/self/task. */
 static void print_threads(void)
 {
-	char path[64], stat[256], wchan[64];
+	char path[PATH_MAX], stat[256], wchan[64];
 	struct dirent *e;
 	DIR *d = opendir("/proc/self/task");
 	const char *comm_end;
