@@ -21,7 +21,7 @@ pub enum GenError {
     /// A git operation failed.
     #[error(transparent)]
     Git(#[from] GitError),
-    /// A tool kmm runs (`get_maintainer.pl`, `git range-diff`) failed.
+    /// A tool kmm runs (`git range-diff`) failed.
     #[error("{tool}: {message}")]
     Tool {
         /// The tool.
@@ -41,6 +41,9 @@ pub enum GenError {
     /// A send record could not be read.
     #[error(transparent)]
     Sent(#[from] crate::sent::SentError),
+    /// `get_maintainer.pl` could not be prepared or run.
+    #[error(transparent)]
+    Maintainers(#[from] maintainers::MaintainersError),
     /// Writing the output failed.
     #[error("{path}: {what}: {source}")]
     Io {

@@ -17,9 +17,33 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
 
-use crate::generate::GenError;
 use crate::manifest::{Address, CommitSpec, MailSpec, Manifest, ManifestError};
-use crate::repo::Repo;
+use crate::repo::{GitError, Repo};
+
+/// What can go wrong while preparing or running `get_maintainer.pl`.
+#[derive(Debug, thiserror::Error)]
+pub enum MaintainersError {
+    /// `[mail]` asks for the script, but the base tree lacks it.
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    /// Reading the script or `MAINTAINERS` from the base tree failed.
+    #[error(transparent)]
+    Git(#[from] GitError),
+    /// The script failed or printed something that is not an address.
+    #[error("scripts/get_maintainer.pl: {0}")]
+    Tool(String),
+    /// Writing the scratch copy failed.
+    #[error("{path}: {what}: {source}")]
+    Io {
+        /// File involved.
+        path: std::path::PathBuf,
+        /// What kmm was doing.
+        what: &'static str,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+}
 
 /// The flags every `get_maintainer.pl` run gets (see the module docs).
 pub const GET_MAINTAINER_ARGS: [&str; 5] = [
@@ -77,23 +101,21 @@ pub struct GetMaintainer {
     dir: kmm_scratch::Scratch,
 }
 
-fn tool_error(message: String) -> GenError {
-    GenError::Tool {
-        tool: "scripts/get_maintainer.pl".into(),
-        message,
-    }
+fn tool_error(message: String) -> MaintainersError {
+    MaintainersError::Tool(message)
 }
 
 impl GetMaintainer {
     /// Extracts the script, `MAINTAINERS` and `.mailmap` from `tree`;
     /// `Ok(None)` when the tree has no `get_maintainer.pl` or no
     /// `MAINTAINERS`.
-    pub fn extract(repo: &dyn Repo, tree: &str) -> Result<Option<GetMaintainer>, GenError> {
-        let dir = kmm_scratch::Scratch::new("get_maintainer").map_err(|source| GenError::Io {
-            path: std::env::temp_dir(),
-            what: "create a scratch directory",
-            source,
-        })?;
+    pub fn extract(repo: &dyn Repo, tree: &str) -> Result<Option<GetMaintainer>, MaintainersError> {
+        let dir =
+            kmm_scratch::Scratch::new("get_maintainer").map_err(|source| MaintainersError::Io {
+                path: std::env::temp_dir(),
+                what: "create a scratch directory",
+                source,
+            })?;
         for (path, required) in FILES {
             let Some((data, _)) = repo.read_path(tree, path)? else {
                 if required {
@@ -103,13 +125,13 @@ impl GetMaintainer {
             };
             let p = dir.path().join(path);
             if let Some(parent) = p.parent() {
-                std::fs::create_dir_all(parent).map_err(|source| GenError::Io {
+                std::fs::create_dir_all(parent).map_err(|source| MaintainersError::Io {
                     path: parent.to_path_buf(),
                     what: "create directory",
                     source,
                 })?;
             }
-            std::fs::write(&p, data).map_err(|source| GenError::Io {
+            std::fs::write(&p, data).map_err(|source| MaintainersError::Io {
                 path: p.clone(),
                 what: "write",
                 source,
@@ -119,7 +141,7 @@ impl GetMaintainer {
     }
 
     /// Runs the script on one patch with the flags of one role.
-    fn run(&self, patch: &Path, role: &[&str]) -> Result<Vec<Address>, GenError> {
+    fn run(&self, patch: &Path, role: &[&str]) -> Result<Vec<Address>, MaintainersError> {
         let out = Command::new("perl")
             .current_dir(self.dir.path())
             .env("HOME", self.dir.path())
@@ -149,9 +171,9 @@ impl GetMaintainer {
     }
 
     /// The maintainers (To:) and reviewers and lists (Cc:) of a patch.
-    pub fn recipients(&self, name: &str, patch_text: &str) -> Result<Recipients, GenError> {
+    pub fn recipients(&self, name: &str, patch_text: &str) -> Result<Recipients, MaintainersError> {
         let p = self.dir.path().join(name);
-        std::fs::write(&p, patch_text).map_err(|source| GenError::Io {
+        std::fs::write(&p, patch_text).map_err(|source| MaintainersError::Io {
             path: p.clone(),
             what: "write",
             source,
@@ -168,7 +190,7 @@ pub fn prepare(
     m: &Manifest,
     repo: &dyn Repo,
     base_tree: &str,
-) -> Result<Option<GetMaintainer>, GenError> {
+) -> Result<Option<GetMaintainer>, MaintainersError> {
     let Some(mail) = m.mail.as_ref().filter(|mail| mail.get_maintainer) else {
         return Ok(None);
     };

@@ -5,6 +5,7 @@
 mod base_import;
 mod errors;
 mod format_patch;
+mod layering;
 mod real_series;
 mod reroll;
 
