@@ -29,8 +29,6 @@ while getopts n:C: o; do
 	esac
 done
 . ci/bench-lib.sh
-kmm=$(realpath "$kmm")
-boot=$(realpath "$boot")
 repo=$(pwd)
 
 wt=$(mktemp -d /tmp/kmm-retry-causes.XXXXXX)
@@ -50,18 +48,14 @@ kind = "patch"
 fragment = "patches/fragments/zz-retry-causes.diff"
 EOF
 
+bench_repo=$wt
+bench_pack tip "$config" pfncache-stress
 dir=$out/$config
-mkdir -p "$dir"
-echo "== $config: the tip with ci/retry-causes.diff, plan pfncache-stress (build, pack); consoles in $dir"
-flock "$lock" "$kmm" --repo "$wt" test --commit tip --config "$config" --plan pfncache-stress \
-	>"$dir/kmm-test.log" 2>&1 || true
 # The packing run's console must show the test's stats, or the diff did
 # not apply or the build failed.
 console=$(sed -n 's/.*boot \.\.\. console \(.*\.log\)$/\1/p' "$dir/kmm-test.log" | tail -1)
 [ -n "$console" ] && grep -aq 'pfncache stats:' "$console" ||
 	{ echo "bench-retry-causes: the instrumented tip did not build or boot; see $dir/kmm-test.log" >&2; exit 1; }
-cp "$cache/work/build-$config/arch/x86/boot/bzImage" "$dir/bzImage"
-cp "$cache/work/initramfs-$config.cpio" "$dir/initramfs.cpio"
 
 # enum mmu_notifier_event of 6.1, in order.
 events="unmap clear protection_vma protection_page soft_dirty release migrate exclusive"
@@ -74,13 +68,13 @@ while [ "$i" -le "$n" ]; do
 		flock "$lock" "$boot" "$dir/bzImage" "$dir/initramfs.cpio" "$log" kvm_amd.npt=0 \
 			$( [ "$policy" = split ] && echo kvm.pfncache_inval=split) >/dev/null 2>&1 || true
 		stats=$(grep -a 'pfncache stats:' "$log" | tail -1 | sed -n 's/.*retries=\([0-9]*\).*/\1/p')
-		logged=$(grep -ac 'gpc-retry: ' "$log" || true)
-		causes=$(grep -ao 'gpc-retry: hook [a-z_]* event [0-9]*' "$log" |
-			awk -v names="$events" 'BEGIN { split(names, e, " ") }
-				{ c[$3 "/" e[$5 + 1]]++ } END { for (k in c) printf "%s %d, ", k, c[k] }')
+		# One "POLICY hook/event" line per logged retry.
 		grep -ao 'gpc-retry: hook [a-z_]* event [0-9]*' "$log" |
 			awk -v p="$policy" -v names="$events" 'BEGIN { split(names, e, " ") }
-				{ print p, $3 "/" e[$5 + 1] }' >>"$dir/causes"
+				{ print p, $3 "/" e[$5 + 1] }' >"$dir/causes-$policy-$i"
+		cat "$dir/causes-$policy-$i" >>"$dir/causes"
+		logged=$(wc -l <"$dir/causes-$policy-$i" | tr -d ' ')
+		causes=$(awk '{ c[$2]++ } END { for (k in c) printf "%s %d, ", k, c[k] }' "$dir/causes-$policy-$i")
 		agree=ok
 		[ "${stats:-x}" = "$logged" ] || agree="MISMATCH (stats ${stats:-missing}, logged $logged)"
 		echo "   boot $i, $policy: retries ${stats:--} ($agree): ${causes:-none}"
