@@ -7,7 +7,8 @@
 //!   the repository). It is removed on drop, and it is in a process-wide
 //!   registry that [`signals`] empties on SIGINT, SIGTERM and SIGHUP.
 //! - **The next run sweeps what a killed run left** ([`sweep`]): a name of
-//!   that shape whose PID is no longer running is removed, and a git
+//!   that shape whose PID is no longer running (asked with `kill(pid, 0)`,
+//!   in kmm's own PID namespace) is removed, and a git
 //!   worktree registered in a cache repository whose directory is gone is
 //!   pruned ([`prune_worktrees`]). SIGKILL cannot be caught; this is its
 //!   cleanup.
@@ -129,7 +130,7 @@ fn remove_all(reg: &mut BTreeMap<u64, (PathBuf, Option<PathBuf>)>) -> usize {
     let mut n = 0;
     let mut git_dirs = Vec::new();
     for (path, git_dir) in reg.values() {
-        if remove_busy(path) {
+        if remove_busy(path).is_ok() {
             n += 1;
         }
         if let Some(g) = git_dir {
@@ -144,27 +145,31 @@ fn remove_all(reg: &mut BTreeMap<u64, (PathBuf, Option<PathBuf>)>) -> usize {
     n
 }
 
-/// Removes a directory that another thread may still be writing into:
-/// renamed away first (the writer's paths stop resolving), then removed,
-/// retrying while files still appear. The new name keeps the scratch
-/// shape, so a run killed meanwhile leaves it to [`sweep`].
-fn remove_busy(path: &Path) -> bool {
+/// Removes a directory that another thread or process may still be
+/// writing into: renamed away first (the writer's paths stop resolving),
+/// then removed, retrying while files still appear. The new name keeps
+/// the scratch shape, so a run killed meanwhile leaves it to [`sweep`].
+fn remove_busy(path: &Path) -> std::io::Result<()> {
     let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push("-gone");
+    if !name.to_string_lossy().ends_with("-gone") {
+        name.push("-gone");
+    }
     let gone = path.with_file_name(name);
     let target = if std::fs::rename(path, &gone).is_ok() {
         gone
     } else {
         path.to_path_buf()
     };
+    let mut last = Ok(());
     for _ in 0..20 {
         match std::fs::remove_dir_all(&target) {
-            Ok(()) => return true,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return true,
-            Err(_) => std::thread::sleep(std::time::Duration::from_millis(10)),
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => last = Err(e),
         }
+        std::thread::sleep(std::time::Duration::from_millis(10));
     }
-    false
+    last
 }
 
 /// The PID a scratch name carries, if it is one of ours:
@@ -183,19 +188,66 @@ pub fn owner(name: &str) -> Option<u32> {
 }
 
 /// Whether process `pid` exists (a zombie counts as gone).
+///
+/// `kill(pid, 0)` answers in this process's PID namespace, where the PIDs
+/// in scratch names were taken. `/proc` is read only to tell a zombie
+/// from a running process, and only when it is this namespace's `/proc`:
+/// a sandbox may show its host's, where the same number is another
+/// process (a run killed as PID 430 looked alive there forever).
 pub fn alive(pid: u32) -> bool {
+    use nix::errno::Errno;
+    use nix::sys::signal::kill;
+    use nix::unistd::Pid;
+    let Ok(raw) = i32::try_from(pid) else {
+        return false;
+    };
+    if raw <= 0 {
+        return false;
+    }
+    // EPERM also means it exists, as another user.
+    if kill(Pid::from_raw(raw), None) == Err(Errno::ESRCH) {
+        return false;
+    }
+    if !proc_is_ours() {
+        return true;
+    }
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(stat) => stat
             .rsplit_once(')')
             .and_then(|(_, rest)| rest.split_whitespace().next())
             .is_some_and(|state| state != "Z" && state != "X"),
+        // It exited between the two looks.
         Err(_) => false,
     }
 }
 
+/// Whether `/proc` shows this process's PID namespace: `/proc/self`
+/// names this process's own PID.
+pub fn proc_is_ours() -> bool {
+    std::fs::read_link("/proc/self")
+        .ok()
+        .and_then(|l| l.to_str().and_then(|s| s.parse::<u32>().ok()))
+        == Some(std::process::id())
+}
+
 /// Removes the scratch entries in `dir` left by processes that are gone;
-/// returns what it removed. A missing `dir` has none.
+/// returns what it removed, or the first error once every entry has been
+/// tried. A missing `dir` has none.
 pub fn sweep(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    sweep_with(dir, &mut |p, is_dir| {
+        if is_dir {
+            remove_busy(p)
+        } else {
+            std::fs::remove_file(p)
+        }
+    })
+}
+
+/// [`sweep`] with the removal given: `remove(path, is_dir)`.
+fn sweep_with(
+    dir: &Path,
+    remove: &mut dyn FnMut(&Path, bool) -> std::io::Result<()>,
+) -> std::io::Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
@@ -203,8 +255,20 @@ pub fn sweep(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
         Err(e) => return Err(e),
     };
     let me = std::process::id();
+    // One entry that cannot be removed does not keep the others: a killed
+    // run's orphaned `git worktree add` still checking out into its
+    // worktree made `remove_dir_all` fail there, and returning at once
+    // left the same run's other directory behind. The first error is
+    // returned after trying every entry.
+    let mut first_err = None;
     for e in entries {
-        let e = e?;
+        let e = match e {
+            Ok(e) => e,
+            Err(err) => {
+                first_err.get_or_insert(err);
+                continue;
+            }
+        };
         let name = e.file_name();
         let Some(pid) = name.to_str().and_then(owner) else {
             continue;
@@ -213,18 +277,22 @@ pub fn sweep(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
             continue;
         }
         let p = e.path();
-        let removed = if e.file_type()?.is_dir() {
-            std::fs::remove_dir_all(&p)
-        } else {
-            std::fs::remove_file(&p)
+        let removed = match e.file_type() {
+            Ok(t) => remove(&p, t.is_dir()),
+            Err(err) => Err(err),
         };
         match removed {
             Ok(()) => out.push(p),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+            Err(err) => {
+                first_err.get_or_insert(err);
+            }
         }
     }
-    Ok(out)
+    match first_err {
+        Some(err) => Err(err),
+        None => Ok(out),
+    }
 }
 
 /// The worktrees registered in the repository at `git_dir` whose
@@ -399,6 +467,32 @@ mod tests {
     }
 
     #[test]
+    fn alive_is_this_namespaces_view_and_zombies_are_gone() {
+        assert!(alive(std::process::id()));
+        assert!(!alive(0) && !alive(u32::MAX));
+        let mut c = Command::new("true").spawn().unwrap();
+        let pid = c.id();
+        // Exited, not yet reaped: a zombie.
+        let zombie = (0..500).any(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+                s.rsplit_once(')')
+                    .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
+            })
+        });
+        if proc_is_ours() {
+            assert!(zombie, "pid {pid} never became a zombie");
+            assert!(!alive(pid), "a zombie counts as gone");
+        } else {
+            // /proc is another namespace's: a zombie cannot be told from
+            // a running process, and is kept.
+            assert!(alive(pid));
+        }
+        c.wait().unwrap();
+        assert!(!alive(pid));
+    }
+
+    #[test]
     fn sweep_removes_only_what_dead_processes_left() {
         let d = tempfile::tempdir().unwrap();
         // A PID that is not running: a child that has exited and been
@@ -420,6 +514,57 @@ mod tests {
         assert_eq!(removed, vec![dead_dir, dead_file]);
         assert!(ours.path().exists() && init.exists() && other.exists());
         assert!(sweep(&d.path().join("missing")).unwrap().is_empty());
+    }
+
+    #[test]
+    fn sweep_goes_on_past_an_entry_it_cannot_remove() {
+        let d = tempfile::tempdir().unwrap();
+        let mut c = Command::new("true").spawn().unwrap();
+        let dead = c.id();
+        c.wait().unwrap();
+        let names = ["kmm-wt", "kmm-check", "kmm-send"]
+            .map(|w| d.path().join(format!("{w}.{dead}.abcdef")));
+        for n in &names {
+            std::fs::create_dir(n).unwrap();
+        }
+        // The worktree cannot be removed (a writer is still in it),
+        // whichever order the directory lists them in.
+        let busy = names[0].clone();
+        let err = sweep_with(d.path(), &mut |p, _| {
+            if p == busy {
+                Err(std::io::Error::from_raw_os_error(nix::libc::ENOTEMPTY))
+            } else {
+                std::fs::remove_dir_all(p)
+            }
+        })
+        .unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(nix::libc::ENOTEMPTY));
+        assert!(busy.exists() && !names[1].exists() && !names[2].exists());
+        // The next sweep removes it.
+        assert_eq!(sweep(d.path()).unwrap(), vec![busy]);
+    }
+
+    #[test]
+    fn remove_busy_removes_a_directory_being_written_into() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path().join(".kmm-wt.1.abcdef");
+        std::fs::create_dir(&dir).unwrap();
+        let w = dir.clone();
+        // A writer creating files by the old path, as an orphaned git
+        // does: once renamed away, its creates fail.
+        let writer = std::thread::spawn(move || {
+            let mut made = 0;
+            for i in 0..2000 {
+                if std::fs::write(w.join(format!("f{i}")), "x").is_ok() {
+                    made += 1;
+                }
+            }
+            made
+        });
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        remove_busy(&dir).unwrap();
+        writer.join().unwrap();
+        assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 0);
     }
 
     #[test]

@@ -108,8 +108,20 @@ impl Env {
                 self.assert_clean();
             }
             // Before kmm could handle signals, or SIGKILL: the next run
-            // cleans up.
-            (Signal::SIGKILL, None) => {}
+            // cleans up. The killed run's children (git, perl) live on
+            // in its process group and may still be writing into its
+            // scratch directories; the next run starts once they are
+            // done, as it would after a user's `kill -9` (bounded: an
+            // init that does not reap leaves zombies in the group).
+            (Signal::SIGKILL, None) => {
+                let t = Instant::now();
+                while kill(Pid::from_raw(-pid), None).is_ok()
+                    && t.elapsed() < Duration::from_secs(20)
+                {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                eprintln!("  its process group ended after {:?}", t.elapsed());
+            }
             (_, None) if after < Duration::from_millis(50) => {}
             (s, code) => panic!("{args:?} after {after:?} with {s}: exit {code:?}\n{err}"),
         }
@@ -127,7 +139,16 @@ impl Env {
                 }
             }
         }
-        assert!(left.is_empty(), "left behind: {left:?}");
+        let owners: Vec<String> = left
+            .iter()
+            .filter_map(|p| kmm_scratch::owner(&p.file_name()?.to_string_lossy()))
+            .map(|pid| format!("{pid} alive: {}", kmm_scratch::alive(pid)))
+            .collect();
+        assert!(
+            left.is_empty(),
+            "left behind: {left:?} (owners {owners:?}; /proc is this namespace's: {})",
+            kmm_scratch::proc_is_ours()
+        );
         for e in std::fs::read_dir(&self.cache).unwrap().flatten() {
             let wt = e.path().join("worktrees");
             let n = std::fs::read_dir(&wt).map(|r| r.count()).unwrap_or(0);
@@ -192,4 +213,41 @@ fn base_import_interrupted_at_random_points_leaves_nothing() {
         e.ok(&["base"]);
         e.assert_clean();
     }
+}
+
+/// A sandbox may run kmm in its own PID namespace under its host's
+/// `/proc`, where a killed run's PID names another, live process: the
+/// next run must still see the owner as gone (it asks `kill(pid, 0)`,
+/// which answers in its own namespace). The leftover is named after this
+/// test's PID, which `/proc` shows alive and the new namespace, holding
+/// kmm and its few children, does not have.
+#[test]
+fn a_leftover_is_swept_when_proc_is_another_pid_namespaces() {
+    let Some(e) = env() else { return };
+    let me = std::process::id();
+    assert!(std::path::Path::new(&format!("/proc/{me}")).exists());
+    let left = e.tmp.join(format!("kmm-check.{me}.abcdef"));
+    std::fs::create_dir_all(left.join("sub")).unwrap();
+    let kmm = e.cmd(&["series", "generate"]);
+    let run = |ns: &[&str]| {
+        let mut c = Command::new("unshare");
+        c.args(ns).args(["--pid", "--fork"]).arg(kmm.get_program());
+        c.args(kmm.get_args());
+        for (k, v) in kmm.get_envs() {
+            if let Some(v) = v {
+                c.env(k, v);
+            }
+        }
+        c.output().unwrap()
+    };
+    // As root, or else in a user namespace of its own.
+    let mut out = run(&[]);
+    if !out.status.success() {
+        out = run(&["--user", "--map-root-user"]);
+    }
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "unshare --pid --fork kmm: {err}");
+    assert!(err.contains("removed 1 temporary item(s)"), "{err}");
+    assert!(!left.exists());
+    e.assert_clean();
 }
