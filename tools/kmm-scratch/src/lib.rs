@@ -492,14 +492,19 @@ mod tests {
         assert!(!alive(pid));
     }
 
+    /// A PID that is not running: a child that has exited and been
+    /// reaped.
+    fn dead_pid() -> u32 {
+        let mut c = Command::new("true").spawn().unwrap();
+        let pid = c.id();
+        c.wait().unwrap();
+        pid
+    }
+
     #[test]
     fn sweep_removes_only_what_dead_processes_left() {
         let d = tempfile::tempdir().unwrap();
-        // A PID that is not running: a child that has exited and been
-        // reaped.
-        let mut c = Command::new("true").spawn().unwrap();
-        let dead = c.id();
-        c.wait().unwrap();
+        let dead = dead_pid();
         let dead_dir = d.path().join(format!(".kmm-check.{dead}.abcdef"));
         std::fs::create_dir_all(dead_dir.join("sub")).unwrap();
         let dead_file = d.path().join(format!(".kmm-sent.{dead}.abcdef"));
@@ -519,9 +524,7 @@ mod tests {
     #[test]
     fn sweep_goes_on_past_an_entry_it_cannot_remove() {
         let d = tempfile::tempdir().unwrap();
-        let mut c = Command::new("true").spawn().unwrap();
-        let dead = c.id();
-        c.wait().unwrap();
+        let dead = dead_pid();
         let names = ["kmm-wt", "kmm-check", "kmm-send"]
             .map(|w| d.path().join(format!("{w}.{dead}.abcdef")));
         for n in &names {

@@ -101,10 +101,6 @@ pub struct GetMaintainer {
     dir: kmm_scratch::Scratch,
 }
 
-fn tool_error(message: String) -> MaintainersError {
-    MaintainersError::Tool(message)
-}
-
 impl GetMaintainer {
     /// Extracts the script, `MAINTAINERS` and `.mailmap` from `tree`;
     /// `Ok(None)` when the tree has no `get_maintainer.pl` or no
@@ -150,10 +146,10 @@ impl GetMaintainer {
             .args(role)
             .arg(patch)
             .output()
-            .map_err(|e| tool_error(format!("cannot run perl: {e}; install perl")))?;
+            .map_err(|e| MaintainersError::Tool(format!("cannot run perl: {e}; install perl")))?;
         if !out.status.success() {
             let err = String::from_utf8_lossy(&out.stderr);
-            return Err(tool_error(format!(
+            return Err(MaintainersError::Tool(format!(
                 "exited with {}: {}",
                 out.status,
                 err.lines().last().unwrap_or("").trim()
@@ -164,8 +160,9 @@ impl GetMaintainer {
             .map(str::trim)
             .filter(|l| !l.is_empty())
             .map(|l| {
-                Address::parse(l)
-                    .ok_or_else(|| tool_error(format!("printed {l:?}, which is not an address")))
+                Address::parse(l).ok_or_else(|| {
+                    MaintainersError::Tool(format!("printed {l:?}, which is not an address"))
+                })
             })
             .collect()
     }
